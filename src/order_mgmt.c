@@ -1,0 +1,93 @@
+/*
+ * order_mgmt.c
+ *		Module entry point: GUCs, and small helpers shared by the C files.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "order_mgmt.h"
+
+PG_MODULE_MAGIC;
+
+char	   *om_actor = NULL;
+char	   *om_reason = NULL;
+bool		om_automated = false;
+int			om_notify_mode = OM_NOTIFY_COMMIT;
+
+static const struct config_enum_entry notify_mode_options[] = {
+	{"commit", OM_NOTIFY_COMMIT, false},
+	{"off", OM_NOTIFY_OFF, false},
+	{NULL, 0, false}
+};
+
+void		_PG_init(void);
+
+/* Define the order_mgmt.* settings. */
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("order_mgmt.actor",
+							   "Who is acting, recorded on each event (default: session_user).",
+							   NULL, &om_actor, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("order_mgmt.reason",
+							   "Reason recorded on the events of the current statements.",
+							   NULL, &om_reason, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("order_mgmt.automated",
+							 "Marks events as written by automation, not by a person.",
+							 NULL, &om_automated, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("order_mgmt.notify_mode",
+							 "How events are announced on channel order_mgmt_events: commit or off.",
+							 NULL, &om_notify_mode, OM_NOTIFY_COMMIT, notify_mode_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("order_mgmt");
+}
+
+/* OID of a table of the extension's schema; error if the extension is gone. */
+Oid
+OmRelid(const char *relname)
+{
+	Oid			nsp = get_namespace_oid(OM_SCHEMA, false);
+	Oid			relid = get_relname_relid(relname, nsp);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation %s.%s does not exist", OM_SCHEMA, relname);
+	return relid;
+}
+
+/*
+ * Switch to the owner of relid, as ri_triggers.c does, so that a role allowed
+ * to UPDATE orders can have its event written without holding INSERT on the
+ * event log itself.  Transaction abort restores the user on error.
+ */
+void
+OmBecomeOwner(Oid relid, OmSavedUser *saved)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(owner, saved->sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
+}
+
+void
+OmRestoreUser(const OmSavedUser *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
