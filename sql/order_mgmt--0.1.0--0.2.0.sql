@@ -466,13 +466,17 @@ DECLARE
     o @extschema@.orders;
 BEGIN
     o := @extschema@.lock_order(confirm_order.order_id);
+    IF o.status = 'on_hold' THEN
+        RAISE EXCEPTION 'order % cannot be confirmed while on hold', o.order_id
+            USING ERRCODE = 'OM010',
+                  DETAIL = format('Order %s is on_hold (held from %s).', o.order_id, o.held_from),
+                  HINT = 'Release its holds first (order_mgmt.release_hold).';
+    END IF;
     IF o.status NOT IN ('placed', 'awaiting_payment') THEN
         RAISE EXCEPTION 'order % cannot be confirmed in status %', o.order_id, o.status
             USING ERRCODE = 'OM010',
                   DETAIL = format('Order %s is %s; only placed or awaiting_payment orders are confirmed.',
-                                  o.order_id, o.status),
-                  HINT = CASE WHEN o.status = 'on_hold'
-                              THEN 'Release its holds first (order_mgmt.release_hold).' END;
+                                  o.order_id, o.status);
     END IF;
     RETURN @extschema@.confirm_locked(o);
 END;
@@ -931,8 +935,7 @@ BEGIN
                                   o.order_id, t.authorized, t.captured, t.refunded, t.voided,
                                   v_limit, CASE p_kind WHEN 'capture' THEN 'captured'
                                                        WHEN 'void' THEN 'voided'
-                                                       ELSE 'refunded' END),
-                  HINT = CASE p_kind WHEN 'capture' THEN 'Authorize more first.' END;
+                                                       ELSE 'refunded' END);
     END IF;
     IF v_amount <= 0 THEN
         RAISE EXCEPTION 'nothing to void on order %', o.order_id USING ERRCODE = 'OM015',
