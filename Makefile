@@ -10,7 +10,7 @@ DATA = $(wildcard sql/order_mgmt--*.sql)
 PGFILEDESC = "order_mgmt - order management workflow"
 
 # pg_regress inputs live in sql/ and expected/ (listed explicitly).
-REGRESS = lifecycle place_order set_status events
+REGRESS = placement lifecycle place_order set_status events
 REGRESS_OPTS = --load-extension=order_mgmt
 
 # isolation specs live in test/isolation/{specs,expected}

@@ -534,7 +534,7 @@ BEGIN
     IF h.released_at IS NOT NULL THEN
         RAISE EXCEPTION 'hold % of order % is already released', h.hold_id, o.order_id
             USING ERRCODE = 'OM011',
-                  DETAIL = format('Released at %s by %s.', h.released_at, h.released_by);
+                  DETAIL = format('The %s hold was released by %s.', h.kind, h.released_by);
     END IF;
     UPDATE @extschema@.order_holds x
        SET released_at = now(), released_by = @extschema@.current_actor(),
