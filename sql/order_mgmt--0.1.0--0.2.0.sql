@@ -186,6 +186,28 @@ CREATE TRIGGER order_mgmt_payment_status
     BEFORE INSERT OR UPDATE OF payment_status, total ON @extschema@.orders
     FOR EACH ROW EXECUTE FUNCTION @extschema@.orders_payment_status();
 
+-- AFTER each change of the payments ledger, by any path (the API, a
+-- restore, the owner's hand): recompute the order's payment_status.
+CREATE FUNCTION @extschema@.payments_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        UPDATE @extschema@.orders o SET payment_status = NULL WHERE o.order_id = OLD.order_id;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        UPDATE @extschema@.orders o SET payment_status = NULL WHERE o.order_id = NEW.order_id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER order_mgmt_payment_status
+    AFTER INSERT OR UPDATE OR DELETE ON @extschema@.payments
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.payments_changed();
+
 -- BEFORE UPDATE OF status, only when on_hold is entered or left: the order
 -- is on_hold iff it has an open hold; entering confirmed needs every line
 -- reserved or backordered.
@@ -952,7 +974,7 @@ BEGIN
         RAISE EXCEPTION 'psp_reference "%" is already used by another payment', p_psp
             USING ERRCODE = 'OM005';
     END IF;
-    UPDATE @extschema@.orders x SET payment_status = NULL WHERE x.order_id = o.order_id;
+    -- (order_mgmt_payment_status on payments has recomputed payment_status)
     PERFORM @extschema@.emit_event(o.order_id, 'payment', v_id,
         'payment.' || CASE p_kind WHEN 'authorization' THEN 'authorized'
                                   WHEN 'capture' THEN 'captured'
@@ -1026,6 +1048,7 @@ REVOKE ALL ON FUNCTION
     @extschema@.payment_totals(bigint),
     @extschema@.derive_payment_status(numeric, numeric, numeric, numeric, numeric),
     @extschema@.orders_payment_status(),
+    @extschema@.payments_changed(),
     @extschema@.orders_status_guard(),
     @extschema@.orders_cancelled(),
     @extschema@.move_order(bigint, text, text),

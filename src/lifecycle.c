@@ -374,5 +374,6 @@ transitions_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "transitions_changed: not called by trigger manager");
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
-	PG_RETURN_NULL();
+	/* a NULL pointer, not an SQL NULL: the trigger manager rejects the latter */
+	return PointerGetDatum(NULL);
 }
