@@ -371,12 +371,15 @@ BEGIN
         v_need := l.qty - l.qty_reserved - l.qty_backordered - l.qty_shipped - l.qty_cancelled;
         CONTINUE WHEN v_need <= 0;
         v_wh := coalesce(l.warehouse_id, p_warehouse);
-        IF v_wh IS NULL THEN
-            SELECT s.warehouse_id INTO v_wh FROM @extschema@.stock s
-             WHERE s.sku = l.sku
-             ORDER BY s.on_hand - s.reserved DESC, s.warehouse_id LIMIT 1;
+        v_atp := 0;
+        SELECT s.warehouse_id, s.on_hand - s.reserved INTO v_wh, v_atp
+          FROM @extschema@.stock s
+         WHERE s.sku = l.sku AND (v_wh IS NULL OR s.warehouse_id = v_wh)
+         ORDER BY s.on_hand - s.reserved DESC, s.warehouse_id LIMIT 1;
+        IF NOT FOUND THEN
+            v_wh := coalesce(l.warehouse_id, p_warehouse);   -- no stock row (yet)
+            v_atp := 0;
         END IF;
-        v_atp := CASE WHEN v_wh IS NULL THEN 0 ELSE @extschema@.stock_atp(v_wh, l.sku) END;
         v_take := least(v_need, greatest(v_atp, 0));
         IF v_take > 0 THEN
             PERFORM @extschema@.stock_move(v_wh, l.sku, 'reserve', 0, v_take, p_order, l.line_no,
@@ -431,9 +434,13 @@ BEGIN
         IF NOT EXISTS (SELECT 1 FROM @extschema@.order_holds h
                         WHERE h.order_id = o.order_id AND h.kind = 'credit'
                           AND h.released_at IS NOT NULL) THEN
-            SELECT coalesce(sum(x.total - (t.captured - t.refunded)), 0) INTO v_exposure
+            SELECT coalesce(sum(x.total - coalesce(t.net_captured, 0)), 0) INTO v_exposure
               FROM @extschema@.orders x
-              CROSS JOIN LATERAL @extschema@.payment_totals(x.order_id) t
+              LEFT JOIN LATERAL (
+                  SELECT sum(CASE p.kind WHEN 'capture' THEN p.amount
+                                         WHEN 'refund' THEN -p.amount ELSE 0 END) AS net_captured
+                    FROM @extschema@.payments p
+                   WHERE p.order_id = x.order_id AND p.status = 'succeeded') t ON true
              WHERE x.customer_id = o.customer_id AND x.order_id <> o.order_id
                AND (x.status IN ('confirmed', 'processing', 'partially_shipped', 'shipped',
                                  'delivered')
@@ -813,13 +820,17 @@ BEGIN
               ORDER BY o.placed_at, o.order_id, x.line_no LOOP
         EXIT WHEN v_atp <= 0;
         v_take := least(v_atp, l.qty_backordered);
-        PERFORM @extschema@.stock_move(p_warehouse, p_sku, 'reserve', 0, v_take, l.order_id,
-                                       l.line_no, 'backorder allocated');
+        -- re-checked on the row: a line that was not locked up front (no
+        -- warehouse yet) may have been cancelled since it was read
         UPDATE @extschema@.order_lines x
            SET qty_reserved = x.qty_reserved + v_take,
                qty_backordered = x.qty_backordered - v_take,
                warehouse_id = p_warehouse
-         WHERE x.order_id = l.order_id AND x.line_no = l.line_no;
+         WHERE x.order_id = l.order_id AND x.line_no = l.line_no
+           AND x.qty_backordered >= v_take;
+        CONTINUE WHEN NOT FOUND;
+        PERFORM @extschema@.stock_move(p_warehouse, p_sku, 'reserve', 0, v_take, l.order_id,
+                                       l.line_no, 'backorder allocated');
         PERFORM @extschema@.emit_event(l.order_id, 'line', l.line_no, 'line.backorder_allocated',
                                        NULL, NULL, NULL,
                                        jsonb_build_object('sku', p_sku, 'warehouse_id', p_warehouse,
