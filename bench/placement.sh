@@ -8,7 +8,7 @@
 # by side (alternating) in one cluster.  Uses the OM_* variables of
 # tools/common.sh, e.g.
 #   OM_DESTDIR=/opt/om-wt3 OM_PGPORT=5503 OM_PGDATA=/tmp/om-wt3/data OM_SOCK=/tmp/om-wt3 bash bench/placement.sh
-# BENCH_SETUP=0 reuses a running cluster; SECS, RUNS, CLIENTS, NOTIFY
+# BENCH_SETUP=0 reuses a running cluster; SECS, RUNS, CLIENTS, SYNCS, NOTIFY
 # (order_mgmt.notify_mode, default commit) can be overridden.
 source "$(dirname "$0")/../tools/common.sh"
 set +e
@@ -49,6 +49,27 @@ CREATE TABLE bare_events (seq bigserial, order_id bigint, entity text, entity_id
     tx xid8 DEFAULT pg_current_xact_id(), event_id uuid DEFAULT gen_random_uuid(),
     occurred_at timestamptz DEFAULT clock_timestamp(), PRIMARY KEY (order_id, seq));
 INSERT INTO bare_stock SELECT 'W', 'S' || g, 1000000000, 0 FROM generate_series(1, 1000) g;
+-- the same writes in one server-side call (one round trip, cached plans)
+CREATE FUNCTION bare_place_confirm(c int, s1 int, s2 int) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE id bigint;
+BEGIN
+    INSERT INTO bare_orders (customer_id, channel, status, payment_status, currency, total, ship_to, ship_to_country, allow_backorder)
+    VALUES ('C' || c, 'web', 'placed', 'unpaid', 'EUR', 3, '{"country": "DE", "postal_code": "10115"}', 'DE', false) RETURNING order_id INTO id;
+    INSERT INTO bare_lines (order_id, line_no, sku, qty, unit_price) VALUES (id, 1, 'S' || s1, 1, 1), (id, 2, 'S' || s2, 2, 1);
+    INSERT INTO bare_events (order_id, entity, entity_id, event_type, to_status, actor) VALUES (id, 'order', id, 'order.placed', 'placed', current_user);
+    INSERT INTO bare_events (order_id, entity, entity_id, event_type, actor, payload) VALUES (id, 'order', id, 'order.credit_checked', current_user, '{"passed": true}');
+    UPDATE bare_stock SET reserved = reserved + 1 WHERE warehouse_id = 'W' AND sku = 'S' || s1;
+    INSERT INTO bare_movements (warehouse_id, sku, kind, reserved_delta, order_id, line_no, actor) VALUES ('W', 'S' || s1, 'reserve', 1, id, 1, current_user);
+    UPDATE bare_lines SET qty_reserved = 1, warehouse_id = 'W' WHERE order_id = id AND line_no = 1;
+    INSERT INTO bare_events (order_id, entity, entity_id, event_type, actor) VALUES (id, 'line', 1, 'line.reserved', current_user);
+    UPDATE bare_stock SET reserved = reserved + 2 WHERE warehouse_id = 'W' AND sku = 'S' || s2;
+    INSERT INTO bare_movements (warehouse_id, sku, kind, reserved_delta, order_id, line_no, actor) VALUES ('W', 'S' || s2, 'reserve', 2, id, 2, current_user);
+    UPDATE bare_lines SET qty_reserved = 2, warehouse_id = 'W' WHERE order_id = id AND line_no = 2;
+    INSERT INTO bare_events (order_id, entity, entity_id, event_type, actor) VALUES (id, 'line', 2, 'line.reserved', current_user);
+    UPDATE bare_orders SET status = 'confirmed' WHERE order_id = id;
+    INSERT INTO bare_events (order_id, entity, entity_id, event_type, from_status, to_status, actor) VALUES (id, 'order', id, 'order.confirmed', 'placed', 'confirmed', current_user);
+    RETURN id;
+END $$;
 VACUUM ANALYZE;
 SQL
 
@@ -86,6 +107,13 @@ INSERT INTO bare_events (order_id, entity, entity_id, event_type, from_status, t
 COMMIT;
 SQL
 
+cat >"$TMP/barefn.sql" <<'SQL'
+\set c random(1, 10000)
+\set s1 random(1, 1000)
+\set s2 random(1, 1000)
+SELECT bare_place_confirm(:c, :s1, :s2);
+SQL
+
 # tps SCRIPT CLIENTS SYNC -> prints the tps of one run
 tps() {
     PGOPTIONS="-c synchronous_commit=$3 -c order_mgmt.notify_mode=$NOTIFY" \
@@ -99,17 +127,22 @@ REPORT="$OUT/placement-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
 echo "# placement + confirmation, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# PostgreSQL $(psql -qXAt -d $DB -c 'SHOW server_version'), order_mgmt $(psql -qXAt -d $DB -c "SELECT extversion FROM pg_extension WHERE extname = 'order_mgmt'"), notify_mode=$NOTIFY, ${RUNS}x${SECS}s per cell"
-printf "%-14s %7s %18s %18s %7s\n" synchronous_commit clients "order_mgmt tps" "bare SQL tps" ratio
-for sync in off on; do
+# bare SQL: 15 statements sent by the client; bare fn: the same in one
+# PL/pgSQL call (the fairer CPU comparison: one round trip like order_mgmt)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+printf "%-8s %7s %20s %20s %20s %9s %8s\n" sync_commit clients "order_mgmt tps" "bare SQL tps" "bare fn tps" "vs SQL" "vs fn"
+for sync in ${SYNCS:-off on}; do
     for c in $CLIENTS; do
-        : >"$TMP/om"; : >"$TMP/bare"
+        : >"$TMP/om"; : >"$TMP/bare"; : >"$TMP/barefn"
         for r in $(seq "$RUNS"); do
             tps "$TMP/om.sql" "$c" "$sync" >>"$TMP/om"
             tps "$TMP/bare.sql" "$c" "$sync" >>"$TMP/bare"
+            tps "$TMP/barefn.sql" "$c" "$sync" >>"$TMP/barefn"
         done
-        om=$(median <"$TMP/om"); bare=$(median <"$TMP/bare")
-        printf "%-18s %7s %8s (%s) %8s (%s) %7s\n" "$sync" "$c" "$om" "$(spread <"$TMP/om")" \
-            "$bare" "$(spread <"$TMP/bare")" "$(awk -v a="$om" -v b="$bare" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+        om=$(median <"$TMP/om"); bare=$(median <"$TMP/bare"); fn=$(median <"$TMP/barefn")
+        printf "%-11s %4s %7s (%11s) %7s (%11s) %7s (%11s) %8s %8s\n" "$sync" "$c" \
+            "$om" "$(spread <"$TMP/om")" "$bare" "$(spread <"$TMP/bare")" "$fn" "$(spread <"$TMP/barefn")" \
+            "$(ratio "$om" "$bare")" "$(ratio "$om" "$fn")"
     done
 done
 echo "# orders placed by the bench: $(psql -qXAt -d $DB -c 'SELECT count(*) FROM order_mgmt.orders'), all confirmed: $(psql -qXAt -d $DB -c "SELECT bool_and(status = 'confirmed') FROM order_mgmt.orders")"

@@ -359,9 +359,13 @@ DECLARE
     v_atp   int;
     v_take  int;
     v_short jsonb := '[]';
+    v_skus  text[];
 BEGIN
+    -- an array keeps the plan an index scan on stock_sku_idx
+    v_skus := ARRAY(SELECT DISTINCT l2.sku FROM @extschema@.order_lines l2
+                     WHERE l2.order_id = p_order);
     PERFORM 1 FROM @extschema@.stock s
-     WHERE s.sku IN (SELECT l2.sku FROM @extschema@.order_lines l2 WHERE l2.order_id = p_order)
+     WHERE s.sku = ANY (v_skus)
        AND (p_warehouse IS NULL OR s.warehouse_id = p_warehouse)
      ORDER BY s.warehouse_id, s.sku
        FOR UPDATE OF s;
@@ -596,11 +600,12 @@ AS $$
 DECLARE
     l record;
 BEGIN
-    PERFORM 1 FROM @extschema@.stock s
-      JOIN @extschema@.order_lines x ON x.warehouse_id = s.warehouse_id AND x.sku = s.sku
-     WHERE x.order_id = p_order AND x.qty_reserved > 0
-     ORDER BY s.warehouse_id, s.sku
-       FOR UPDATE OF s;
+    FOR l IN SELECT DISTINCT x.warehouse_id, x.sku FROM @extschema@.order_lines x
+              WHERE x.order_id = p_order AND x.qty_reserved > 0
+              ORDER BY x.warehouse_id, x.sku LOOP
+        PERFORM 1 FROM @extschema@.stock s
+         WHERE s.warehouse_id = l.warehouse_id AND s.sku = l.sku FOR UPDATE;
+    END LOOP;
     FOR l IN SELECT * FROM @extschema@.order_lines x
               WHERE x.order_id = p_order AND x.qty_reserved > 0 ORDER BY x.line_no LOOP
         PERFORM @extschema@.stock_move(l.warehouse_id, l.sku, 'release', 0, -l.qty_reserved,

@@ -1,7 +1,7 @@
 -- Placement rules (issue 3): confirmation, credit, payments, stock, holds,
 -- cancellation, backorders; every rejection leaves everything unchanged.
 BEGIN;
-SELECT plan(77);
+SELECT plan(97);
 SET LOCAL search_path = order_mgmt, public;
 
 INSERT INTO customers (customer_id, name, payment_terms, credit_limit) VALUES
@@ -149,6 +149,46 @@ SELECT is((SELECT reason FROM events WHERE order_id = :o3 AND event_type = 'orde
 SELECT ok(pg_temp.ledger_ok(), 'the ledger sums to the stock rows');
 SELECT is((SELECT sum(reserved)::int FROM stock WHERE sku = 'T-A'),
           (SELECT sum(qty_reserved)::int FROM order_lines WHERE sku = 'T-A'), 'stock.reserved equals the reserved line quantities');
+
+-- more rules --------------------------------------------------------------
+SELECT throws_ok(format('SELECT order_mgmt.hold_order(%s, ''manual'', ''late'')', :o3), 'OM010', NULL, 'a cancelled order cannot be held');
+SELECT throws_ok(format('SELECT order_mgmt.authorize_payment(%s, 1, ''T-LATE'')', :o3), 'OM010', NULL, 'no authorization on a cancelled order');
+SELECT throws_ok(format('SELECT order_mgmt.cancel_order(%s, ''again'')', :o3), 'OM010', NULL, 'cancelling twice is OM010');
+SELECT pg_temp.ord('T-PRE', '[{"sku": "T-B", "qty": 2}]') AS o5 \gset
+SELECT throws_ok(format('SELECT order_mgmt.set_status(''order'', %s, ''confirmed'')', :o5), 'OM013', NULL, 'set_status cannot confirm an order without its reservation');
+SELECT throws_ok(format('SELECT order_mgmt.void_payment(%s, NULL, ''T-VOID-5'')', :o5), 'OM015', NULL, 'nothing to void is OM015');
+SELECT authorize_payment(:o5, 10, 'T-AUTH-5') AS _ \gset
+SELECT is((SELECT status FROM orders WHERE order_id = :o5), 'placed', 'an authorization before confirmation does not confirm');
+SELECT is(confirm_order(:o5), 'confirmed', 'a prepaid order covered by its authorization is confirmed');
+SELECT void_payment(:o5, 4, 'T-VOID-5a') AS _ \gset
+SELECT throws_ok(format('SELECT order_mgmt.capture_payment(%s, 6.01, ''T-CAP-5'')', :o5), 'OM015', NULL, 'a void lowers what can be captured');
+SELECT void_payment(:o5, NULL, 'T-VOID-5b') AS _ \gset
+SELECT is((SELECT payment_status FROM orders WHERE order_id = :o5), 'voided', 'voided when the whole authorization is voided');
+-- cancel_line takes backordered units first
+SELECT pg_temp.ord('T-CREDIT', '[{"sku": "T-A", "qty": 9}]', true) AS o6 \gset
+SELECT confirm_order(:o6) AS _ \gset
+SELECT is((SELECT array[qty_reserved, qty_backordered] FROM order_lines WHERE order_id = :o6), '{4,5}', 'partly backordered');
+SELECT cancel_line(:o6, 1, 6, 'smaller order') AS _ \gset
+SELECT is((SELECT array[qty_reserved, qty_backordered, qty_cancelled] FROM order_lines WHERE order_id = :o6), '{3,0,6}', 'cancel_line takes backorders first, then reserved units');
+SELECT is((SELECT count(*)::int FROM events WHERE order_id = :o6 AND event_type = 'line.cancelled' AND reason = 'smaller order'), 1, 'line.cancelled with its reason');
+SELECT cancel_line(:o6, 1, 3) AS _ \gset
+SELECT is((SELECT status FROM orders WHERE order_id = :o6), 'cancelled', 'cancelling every unit cancels the order');
+SELECT ok(pg_temp.ledger_ok(), 'the ledger still sums to the stock rows');
+
+-- privileges --------------------------------------------------------------
+CREATE ROLE t_op NOLOGIN IN ROLE order_mgmt_operator;
+CREATE ROLE t_nobody NOLOGIN;
+SET LOCAL ROLE t_op;
+SET LOCAL order_mgmt.actor = 'alice';
+SELECT is(order_mgmt.hold_order(:o1, 'manual', 'operator hold') > 0, true, 'an operator may call the API');
+SELECT throws_ok(format('UPDATE order_mgmt.orders SET payment_status = ''paid'' WHERE order_id = %s', :o1), '42501', NULL, 'an operator cannot write orders directly');
+SELECT throws_ok($$UPDATE order_mgmt.stock SET on_hand = on_hand + 1$$, '42501', NULL, 'nor stock');
+SELECT throws_ok($$SELECT order_mgmt.stock_move('T-W1', 'T-A', 'receipt', 1, 0, NULL, NULL, NULL)$$, '42501', NULL, 'nor call internal helpers');
+RESET ROLE;
+SET LOCAL ROLE t_nobody;
+SELECT throws_ok(format('SELECT order_mgmt.confirm_order(%s)', :o1), '42501', NULL, 'PUBLIC cannot call the API');
+RESET ROLE;
+SELECT is((SELECT placed_by FROM order_holds WHERE order_id = :o1 AND reason = 'operator hold'), 'alice', 'placed_by is the actor (order_mgmt.actor)');
 
 SELECT * FROM finish();
 ROLLBACK;
