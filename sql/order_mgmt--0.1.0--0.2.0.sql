@@ -218,58 +218,45 @@ CREATE TRIGGER order_mgmt_payment_status
     AFTER INSERT OR UPDATE OR DELETE ON @extschema@.payments
     FOR EACH ROW EXECUTE FUNCTION @extschema@.payments_changed();
 
--- BEFORE UPDATE OF status, only when on_hold is entered or left: the order
--- is on_hold iff it has an open hold; entering confirmed needs every line
--- reserved or backordered.
-CREATE FUNCTION @extschema@.orders_status_guard()
+-- BEFORE UPDATE OF status, only when on_hold is entered or left: keeps
+-- "the order is on_hold iff it has an open hold" whatever the path.  The
+-- API (hold_order, confirm_order, release_hold) opens and closes the hold
+-- rows itself; set_status or a direct UPDATE (as in 0.1.0) entering on_hold
+-- opens a 'manual' hold, and leaving on_hold closes the open ones, with the
+-- order_mgmt.reason of the move.  The status event written by the C trigger
+-- (order.held, order.hold_released, order.cancelled) records the step, so
+-- these implicit hold rows add no event of their own.
+CREATE FUNCTION @extschema@.orders_hold_sync()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_open int;
-    v_short text;
+    v_reason text := nullif(current_setting('order_mgmt.reason', true), '');
 BEGIN
-    IF NEW.status = 'on_hold' OR OLD.status = 'on_hold' THEN
-        SELECT count(*) INTO v_open FROM @extschema@.order_holds h
+    IF NEW.status = 'on_hold' THEN
+        IF NOT EXISTS (SELECT 1 FROM @extschema@.order_holds h
+                        WHERE h.order_id = NEW.order_id AND h.released_at IS NULL) THEN
+            INSERT INTO @extschema@.order_holds (order_id, kind, reason, placed_by)
+            VALUES (NEW.order_id, 'manual', coalesce(v_reason, 'status set to on_hold'),
+                    @extschema@.current_actor());
+        END IF;
+    ELSE
+        UPDATE @extschema@.order_holds h
+           SET released_at = now(), released_by = @extschema@.current_actor(),
+               release_reason = coalesce(v_reason, 'status set to ' || NEW.status)
          WHERE h.order_id = NEW.order_id AND h.released_at IS NULL;
-        IF NEW.status = 'on_hold' AND v_open = 0 THEN
-            RAISE EXCEPTION 'order % cannot be put on hold without a hold', NEW.order_id
-                USING ERRCODE = 'OM012',
-                      DETAIL = format('Order %s has no open row in order_holds.', NEW.order_id),
-                      HINT = 'Use order_mgmt.hold_order(order_id, kind, reason).';
-        END IF;
-        IF NEW.status <> 'on_hold' AND NEW.status <> 'cancelled' AND v_open > 0 THEN
-            RAISE EXCEPTION 'order % has open holds', NEW.order_id
-                USING ERRCODE = 'OM012',
-                      DETAIL = format('Order %s has %s open hold(s); it stays on_hold.',
-                                      NEW.order_id, v_open),
-                      HINT = 'Release every hold with order_mgmt.release_hold(order_id, hold_id).';
-        END IF;
-    END IF;
-    IF NEW.status = 'confirmed' THEN
-        SELECT string_agg(l.line_no::text, ', ' ORDER BY l.line_no) INTO v_short
-          FROM @extschema@.order_lines l
-         WHERE l.order_id = NEW.order_id
-           AND l.qty_reserved + l.qty_backordered + l.qty_shipped + l.qty_cancelled < l.qty;
-        IF v_short IS NOT NULL THEN
-            RAISE EXCEPTION 'order % cannot be confirmed: stock is not reserved', NEW.order_id
-                USING ERRCODE = 'OM013',
-                      DETAIL = format('Lines %s of order %s are neither reserved nor backordered.',
-                                      v_short, NEW.order_id),
-                      HINT = 'Use order_mgmt.confirm_order(order_id).';
-        END IF;
     END IF;
     RETURN NEW;
 END;
 $$;
 
-CREATE TRIGGER order_mgmt_status_guard
+CREATE TRIGGER order_mgmt_hold_sync
     BEFORE UPDATE OF status ON @extschema@.orders
     FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status
-          AND (OLD.status = 'on_hold' OR NEW.status IN ('on_hold', 'confirmed')))
-    EXECUTE FUNCTION @extschema@.orders_status_guard();
+          AND (OLD.status = 'on_hold' OR NEW.status = 'on_hold'))
+    EXECUTE FUNCTION @extschema@.orders_hold_sync();
 
 -- Move an order to a status through the lifecycle trigger, with a reason.
 CREATE FUNCTION @extschema@.move_order(p_order bigint, p_status text, p_reason text)
@@ -379,7 +366,8 @@ BEGIN
         SELECT s.warehouse_id, s.on_hand - s.reserved INTO v_wh, v_atp
           FROM @extschema@.stock s
          WHERE s.sku = l.sku AND (v_wh IS NULL OR s.warehouse_id = v_wh)
-         ORDER BY s.on_hand - s.reserved DESC, s.warehouse_id LIMIT 1;
+         ORDER BY s.on_hand - s.reserved DESC, s.warehouse_id LIMIT 1
+           FOR UPDATE OF s;     -- already ours, unless the row appeared since
         IF NOT FOUND THEN
             v_wh := coalesce(l.warehouse_id, p_warehouse);   -- no stock row (yet)
             v_atp := 0;
@@ -816,17 +804,23 @@ BEGIN
         RETURN 0;
     END IF;
     PERFORM set_config('order_mgmt.automated', 'on', true);
+    -- Lines are only touched under their order's lock.  Orders locked up
+    -- front are ours already; a backorder committed since then belongs to an
+    -- order we may lock only without waiting (we hold the stock row, and
+    -- waiting for an order here would invert the lock order): SKIP LOCKED
+    -- leaves it for the next receipt.
     FOR l IN SELECT x.order_id, x.line_no, x.qty_backordered
                FROM @extschema@.order_lines x
                JOIN @extschema@.orders o ON o.order_id = x.order_id
               WHERE x.sku = p_sku AND x.qty_backordered > 0
                 AND (x.warehouse_id = p_warehouse OR x.warehouse_id IS NULL)
                 AND o.status NOT IN ('cancelled', 'rejected', 'completed')
-              ORDER BY o.placed_at, o.order_id, x.line_no LOOP
+              ORDER BY o.placed_at, o.order_id, x.line_no
+                FOR UPDATE OF o SKIP LOCKED LOOP
         EXIT WHEN v_atp <= 0;
         v_take := least(v_atp, l.qty_backordered);
-        -- re-checked on the row: a line that was not locked up front (no
-        -- warehouse yet) may have been cancelled since it was read
+        -- re-checked on the row: the line may have changed since the loop's
+        -- snapshot, before its order was locked
         UPDATE @extschema@.order_lines x
            SET qty_reserved = x.qty_reserved + v_take,
                qty_backordered = x.qty_backordered - v_take,
@@ -1046,6 +1040,14 @@ AS $$
 $$;
 
 ------------------------------------------------------------------------
+-- Orders put on hold under 0.1.0 get the hold row the invariant needs.
+------------------------------------------------------------------------
+INSERT INTO @extschema@.order_holds (order_id, kind, reason, placed_at, placed_by)
+SELECT o.order_id, 'manual', 'on hold before order_mgmt 0.2.0', now(), 'order_mgmt 0.2.0 upgrade'
+  FROM @extschema@.orders o
+ WHERE o.status = 'on_hold';
+
+------------------------------------------------------------------------
 -- pg_dump support
 ------------------------------------------------------------------------
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.stock', '');
@@ -1066,7 +1068,7 @@ REVOKE ALL ON FUNCTION
     @extschema@.derive_payment_status(numeric, numeric, numeric, numeric, numeric),
     @extschema@.orders_payment_status(),
     @extschema@.payments_changed(),
-    @extschema@.orders_status_guard(),
+    @extschema@.orders_hold_sync(),
     @extschema@.orders_cancelled(),
     @extschema@.move_order(bigint, text, text),
     @extschema@.lock_order(bigint),

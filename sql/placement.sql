@@ -40,7 +40,6 @@ SELECT hold_id, kind, reason, released_at IS NULL AS open FROM order_holds WHERE
 SELECT status, held_from FROM orders WHERE order_id = :o2;
 SELECT min(hold_id) AS h1, max(hold_id) AS h2 FROM order_holds WHERE order_id = :o2 \gset
 SELECT confirm_order(:o2);
-SELECT set_status('order', :o2, 'placed');
 SELECT release_hold(:o2, :h1, 'approved by credit control');
 SELECT release_hold(:o2, :h1);
 SELECT release_hold(:o2, :h2, 'customer accepts a partial delivery later');

@@ -88,7 +88,7 @@ StoreRequires(Edge *edge, Datum arr)
 }
 
 static void
-AddEdge(HeapTuple tup, TupleDesc desc)
+AddEdge(HTAB *table, HeapTuple tup, TupleDesc desc)
 {
 	EdgeKey		key;
 	Edge	   *edge;
@@ -98,13 +98,13 @@ AddEdge(HeapTuple tup, TupleDesc desc)
 
 	if (!MakeKey(&key, entity, from, SPI_getvalue(tup, desc, 3)))
 		return;					/* unreachable: the table CHECKs lengths */
-	edge = hash_search(edges, &key, HASH_ENTER, NULL);
+	edge = hash_search(table, &key, HASH_ENTER, NULL);
 	strlcpy(edge->activity, SPI_getvalue(tup, desc, 4), STATUS_LEN);
 	StoreRequires(edge, SPI_getbinval(tup, desc, 5, &isnull));
 
 	/* remember that "from" is not final */
 	MakeKey(&key, entity, from, "");
-	edge = hash_search(edges, &key, HASH_ENTER, NULL);
+	edge = hash_search(table, &key, HASH_ENTER, NULL);
 	edge->activity[0] = '\0';
 	edge->nrequires = 0;
 	edge->requires = NULL;
@@ -116,6 +116,7 @@ LoadEdges(void)
 {
 	HASHCTL		ctl;
 	OmSavedUser saved;
+	HTAB	   *table;
 
 	if (!callback_registered)
 	{
@@ -132,7 +133,10 @@ LoadEdges(void)
 	ctl.entrysize = sizeof(Edge);
 	ctl.hcxt = edges_cxt;
 
-	/* mark valid first: an invalidation arriving during the load wins */
+	/*
+	 * Mark valid first, so an invalidation that arrives while we read wins;
+	 * publish the table only when complete, so an error leaves no half cache.
+	 */
 	transitions_relid = OmRelid("transitions");
 	edges_valid = true;
 	OmBecomeOwner(transitions_relid, &saved);
@@ -141,10 +145,11 @@ LoadEdges(void)
 	if (SPI_execute("SELECT entity, from_status, to_status, activity, requires FROM "
 					OM_SCHEMA ".transitions", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s.transitions", OM_SCHEMA);
-	edges = hash_create("order_mgmt transitions", Max(SPI_processed * 2, 16), &ctl,
+	table = hash_create("order_mgmt transitions", Max(SPI_processed * 2, 16), &ctl,
 						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		AddEdge(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		AddEdge(table, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+	edges = table;
 	SPI_finish();
 	OmRestoreUser(&saved);
 }
@@ -283,6 +288,51 @@ Decide(const char *entity, int64 id, const char *from, const char *to,
 	return edge->activity;
 }
 
+/* Clients cannot write held_from: an UPDATE that changes it gets it back. */
+static HeapTuple
+KeepHeldFrom(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc, int held_att)
+{
+	char	   *old_held;
+	char	   *new_held;
+	bool		isnull;
+	Datum		value;
+
+	if (held_att <= 0)
+		return newtup;
+	old_held = ColumnText(oldtup, desc, held_att);
+	new_held = ColumnText(newtup, desc, held_att);
+	if (old_held == NULL ? new_held == NULL : new_held != NULL && strcmp(old_held, new_held) == 0)
+		return newtup;
+	value = SPI_getbinval(oldtup, desc, held_att, &isnull);
+	return heap_modify_tuple_by_cols(newtup, desc, 1, &held_att, &value, &isnull);
+}
+
+/* Entering on_hold remembers where from; any other move clears it. */
+static HeapTuple
+SetHeldFrom(HeapTuple newtup, TupleDesc desc, int held_att, const char *from, const char *to)
+{
+	bool		isnull = strcmp(to, "on_hold") != 0;
+	Datum		value = isnull ? (Datum) 0 : CStringGetTextDatum(from);
+
+	if (held_att <= 0)
+		return newtup;
+	return heap_modify_tuple_by_cols(newtup, desc, 1, &held_att, &value, &isnull);
+}
+
+static void
+CheckTriggerCall(FunctionCallInfo fcinfo)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "lifecycle_trigger: not called by trigger manager");
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event)
+		|| !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		elog(ERROR, "lifecycle_trigger: must be fired BEFORE UPDATE FOR EACH ROW");
+	if (trigdata->tg_trigger->tgnargs != 2)
+		elog(ERROR, "lifecycle_trigger: expects (entity, id_column)");
+}
+
 /*
  * lifecycle_trigger(entity, id_column): BEFORE UPDATE FOR EACH ROW.
  * Keeps held_from in step with on_hold and writes the event row.
@@ -306,14 +356,7 @@ lifecycle_trigger(PG_FUNCTION_ARGS)
 	int64		id;
 	OmEvent		ev = {0};
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "lifecycle_trigger: not called by trigger manager");
-	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event)
-		|| !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		elog(ERROR, "lifecycle_trigger: must be fired BEFORE UPDATE FOR EACH ROW");
-	if (trigdata->tg_trigger->tgnargs != 2)
-		elog(ERROR, "lifecycle_trigger: expects (entity, id_column)");
-
+	CheckTriggerCall(fcinfo);
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);
 	oldtup = trigdata->tg_trigtuple;
@@ -327,17 +370,12 @@ lifecycle_trigger(PG_FUNCTION_ARGS)
 	if (held_att > 0)
 		held_from = ColumnText(oldtup, desc, held_att);
 
-	if (to != NULL && strcmp(from, to) == 0)
+	if (from == NULL || (to != NULL && strcmp(from, to) == 0))
 	{
-		/* not a status change: held_from stays what the trigger made it */
-		if (held_att > 0)
-		{
-			bool		isnull;
-			Datum		old_held = SPI_getbinval(oldtup, desc, held_att, &isnull);
-
-			newtup = heap_modify_tuple_by_cols(newtup, desc, 1, &held_att, &old_held, &isnull);
-		}
-		return PointerGetDatum(newtup);
+		/* not a status change (a NULL status cannot be left: NOT NULL) */
+		if (from == NULL && to != NULL)
+			RejectMove(entity, 0, "NULL", to, "the current status is NULL.");
+		return PointerGetDatum(KeepHeldFrom(oldtup, newtup, desc, held_att));
 	}
 
 	id = ColumnInt64(oldtup, rel, trigdata->tg_trigger->tgargs[1]);
@@ -346,14 +384,7 @@ lifecycle_trigger(PG_FUNCTION_ARGS)
 	if (strcmp(entity, "order") == 0 && strcmp(to, "cancelled") == 0)
 		CheckNothingShipped(ev.order_id);
 
-	if (held_att > 0)
-	{
-		/* entering on_hold remembers where from; any other move clears it */
-		bool		isnull = strcmp(to, "on_hold") != 0;
-		Datum		value = isnull ? (Datum) 0 : CStringGetTextDatum(from);
-
-		newtup = heap_modify_tuple_by_cols(newtup, desc, 1, &held_att, &value, &isnull);
-	}
+	newtup = SetHeldFrom(newtup, desc, held_att, from, to);
 
 	ev.entity = entity;
 	ev.entity_id = id;
@@ -374,6 +405,5 @@ transitions_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "transitions_changed: not called by trigger manager");
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
-	/* a NULL pointer, not an SQL NULL: the trigger manager rejects the latter */
-	return PointerGetDatum(NULL);
+	return PointerGetDatum(NULL);	/* ignored for AFTER triggers; not SQL NULL */
 }

@@ -10,59 +10,45 @@ PASS=0
 FAIL=0
 LOG=$(mktemp -d)
 MAKEARGS="-s with_llvm=no PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config"
+export PGOPTIONS="-c client_min_messages=warning"
 
-# count FILE: add the ok / not ok lines of a TAP or pg_regress log
-count() {
-    local ok bad
-    ok=$(grep -cE '^\s*ok [0-9]|\.\.\. ok|^ok ' "$1" || true)
-    bad=$(grep -cE '^\s*not ok [0-9]|\.\.\. FAILED|\.\.\. failed|^not ok ' "$1" || true)
+# suite NAME COMMAND...: run it, count its ok / not ok lines (TAP or
+# pg_regress); a suite that fails without reporting a failure counts one.
+suite() {
+    local name=$1 rc=0 ok bad
+    shift
+    "$@" >"$LOG/$name" 2>&1 || rc=$?
+    ok=$(grep -cE '^\s*ok [0-9]|\.\.\. ok' "$LOG/$name" || true)
+    bad=$(grep -cE '^\s*not ok [0-9]|\.\.\. FAILED|\.\.\. failed' "$LOG/$name" || true)
+    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+        bad=1
+        echo "   $name exited with status $rc without reporting a failure"
+    fi
     PASS=$((PASS + ok))
     FAIL=$((FAIL + bad))
-    echo "   $ok passed, $bad failed"
-    return "$bad"
+    printf '   %-22s %4d passed, %d failed\n' "$name" "$ok" "$bad"
+    if [ "$bad" -ne 0 ]; then
+        grep -vE '^\s*ok [0-9]|\.\.\. ok' "$LOG/$name" | head -100
+    fi
 }
 
-# a runner that died without reporting a failure still counts as one
-died() {
-    echo "   suite $1 exited with an error"
-    FAIL=$((FAIL + 1))
-}
-
-echo "== pg_regress and isolation"
 cd "$ROOT"
-rm -rf results output_iso
-if ! make $MAKEARGS installcheck >"$LOG/regress" 2>&1; then
-    cat "$LOG/regress"
-    for d in regression.diffs output_iso/regression.diffs; do
-        [ -f "$d" ] && cat "$d"
-    done
-    count "$LOG/regress" >/dev/null || true
-    grep -qE 'FAILED|failed' "$LOG/regress" || died regress
-else
-    count "$LOG/regress" || true
-fi
+echo "== pg_regress and isolation"
+rm -rf results output_iso regression.diffs regression.out
+suite pg_regress make $MAKEARGS installcheck ISOLATION=
+suite isolation make $MAKEARGS installcheck REGRESS=
+for d in regression.diffs output_iso/regression.diffs; do
+    [ -f "$d" ] && cat "$d"
+done
 
 echo "== pgTAP"
 psql -qX -d postgres -c "DROP DATABASE IF EXISTS om_tap" -c "CREATE DATABASE om_tap"
 psql -qX -d om_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION order_mgmt"
-if pg_prove -v -d om_tap "$ROOT"/test/pgtap/*.sql >"$LOG/pgtap" 2>&1; then
-    count "$LOG/pgtap" || true
-else
-    grep -E 'not ok|Failed|Dubious|ERROR|psql:' "$LOG/pgtap" | head -50
-    count "$LOG/pgtap" || grep -q 'not ok' "$LOG/pgtap" || died pgtap
-fi
+suite pgtap pg_prove -v -d om_tap test/pgtap/*.sql
 
 echo "== client tests"
-for t in "$ROOT"/test/client/*.t; do
-    echo "-- $(basename "$t")"
-    if "$t" >"$LOG/client" 2>&1; then
-        count "$LOG/client" >/dev/null || true
-    else
-        cat "$LOG/client"
-        count "$LOG/client" >/dev/null || true
-        grep -q '^not ok' "$LOG/client" || died "$(basename "$t")"
-    fi
-    grep -E '^(not )?ok' "$LOG/client" | sed 's/^/   /'
+for t in test/client/*.t; do
+    suite "$(basename "$t")" "$t"
 done
 
 om_stop_cluster

@@ -156,5 +156,5 @@ bench "16 sessions send the same authorization and the same order" "$TMP/dup.sql
 check "one payment for one psp_reference" "SELECT count(*) = 1 FROM order_mgmt.payments WHERE psp_reference = 'SAME-PSP'"
 check "one order per external_ref" "SELECT count(*) = 2 FROM order_mgmt.orders WHERE external_ref LIKE 'SAME-REF-%'"
 
-psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null
+[ -n "${KEEP:-}" ] || psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null
 N=$((N + 1)); echo "ok $N - done"
