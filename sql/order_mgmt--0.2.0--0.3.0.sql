@@ -148,7 +148,7 @@ CREATE TRIGGER order_mgmt_promise BEFORE UPDATE OF status ON @extschema@.orders
 -- warehouse, with its service (else the order's, else the cheapest that
 -- meets the promise, else the fastest), starting at created_at.
 CREATE FUNCTION @extschema@.shipment_promise_trigger() RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -163,18 +163,29 @@ LoadCalendars(void)
 							HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
 	OmBecomeOwner(calendars_relid, &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT calendar_id, workdays FROM " OM_SCHEMA ".calendars",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.calendars", OM_SCHEMA);
-	for (uint64 i = 0; i < SPI_processed; i++)
-		AddCalendar(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-	if (SPI_execute("SELECT calendar_id, day, is_working FROM " OM_SCHEMA
-					".calendar_exceptions ORDER BY calendar_id, day", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.calendar_exceptions", OM_SCHEMA);
-	AddExceptions(SPI_tuptable, SPI_processed);
-	SPI_finish();
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute("SELECT calendar_id, workdays FROM " OM_SCHEMA ".calendars",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read %s.calendars", OM_SCHEMA);
+		for (uint64 i = 0; i < SPI_processed; i++)
+			AddCalendar(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		if (SPI_execute("SELECT calendar_id, day, is_working FROM " OM_SCHEMA
+						".calendar_exceptions ORDER BY calendar_id, day", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read %s.calendar_exceptions", OM_SCHEMA);
+		AddExceptions(SPI_tuptable, SPI_processed);
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		/* a half-built cache must not pass for a valid one */
+		calendars_valid = false;
+		calendars = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	OmRestoreUser(&saved);
 }
 

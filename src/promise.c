@@ -328,13 +328,24 @@ LoadPromiseData(uint64 calendar_generation)
 	zone_rules = MakeHash("order_mgmt zone rules", sizeof(OmZoneKey), sizeof(OmZoneRule), false);
 
 	OmBecomeOwner(promise_relids[0], &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	LoadWarehouses();
-	LoadServices();
-	LoadLanes();
-	LoadZoneRules();
-	SPI_finish();
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		LoadWarehouses();
+		LoadServices();
+		LoadLanes();
+		LoadZoneRules();
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		/* a half-built cache must not pass for a valid one */
+		promise_valid = false;
+		warehouses = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	OmRestoreUser(&saved);
 }
 
