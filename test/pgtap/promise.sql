@@ -2,7 +2,7 @@
 -- delivery, lanes, backorders, year end, properties, orders and shipments.
 BEGIN;
 SET LOCAL statement_timeout = '60s';
-SELECT plan(67);
+SELECT plan(70);
 \ir ../fixtures/promise_fixture.sql
 
 CREATE TEMP TABLE cases (label text, wh text, svc text, country text, postal text,
@@ -165,6 +165,26 @@ UPDATE order_mgmt.order_lines SET qty_cancelled = 1, qty_backordered = 0
  WHERE order_id = 990001 AND line_no = 2;
 SELECT is((SELECT delivery_latest FROM order_mgmt.estimate_order_delivery(990001)),
           '2025-09-12'::date, 'a cancelled line no longer counts');
+
+-- an order whose lines ship from two warehouses: the latest line, in full
+INSERT INTO order_mgmt.orders (order_id, customer_id, currency, ship_to, ship_to_country,
+        ship_to_postal, service_id, placed_at, promised_ship_earliest, promised_ship_latest,
+        promised_delivery_earliest, promised_delivery_latest) VALUES
+    (990005, 'C-PROMISE', 'EUR', '{}', 'DE', '10115', 'STD', '2025-09-09 08:00Z', NULL, NULL, NULL, NULL),
+    (990006, 'C-PROMISE', 'EUR', '{}', 'DE', '10115', 'STD', '2025-09-09 08:00Z',
+     '2025-09-20', '2025-09-21', '2025-09-22', '2025-09-23');
+INSERT INTO order_mgmt.order_lines (order_id, line_no, sku, qty, unit_price, warehouse_id) VALUES
+    (990005, 1, 'P-1', 1, 10, 'BER'), (990005, 2, 'P-1', 1, 10, 'TYO'),
+    (990006, 1, 'P-1', 1, 10, 'BER');
+SELECT is((SELECT ARRAY[ship_earliest, ship_latest, delivery_earliest, delivery_latest]
+             FROM order_mgmt.estimate_order_delivery(990005)),
+          '{2025-09-10,2025-09-11,2025-09-11,2025-09-15}'::date[],
+          'two warehouses: Tokyo (17:00 JST, after its cut-off) is the latest line');
+UPDATE order_mgmt.orders SET status = 'confirmed' WHERE order_id IN (990005, 990006);
+SELECT is((SELECT promised_delivery_latest FROM order_mgmt.orders WHERE order_id = 990005),
+          '2025-09-15'::date, 'two warehouses: promise stored');
+SELECT is((SELECT ARRAY[promised_ship_earliest, promised_delivery_latest] FROM order_mgmt.orders
+            WHERE order_id = 990006), '{2025-09-20,2025-09-23}'::date[], 'a promise already set is kept');
 
 -- shipments: promise copied, estimate from created_at; choose_service
 INSERT INTO order_mgmt.shipments (order_id, shipment_id, warehouse_id, created_at)
