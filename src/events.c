@@ -222,5 +222,5 @@ events_append_only(PG_FUNCTION_ARGS)
 			 errdetail("%s is not allowed on it.",
 					   TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? "UPDATE" :
 					   TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? "DELETE" : "TRUNCATE")));
-	PG_RETURN_NULL();
+	return PointerGetDatum(NULL);
 }

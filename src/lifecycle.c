@@ -374,5 +374,5 @@ transitions_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "transitions_changed: not called by trigger manager");
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
-	PG_RETURN_NULL();
+	return PointerGetDatum(NULL);	/* ignored for AFTER triggers; not SQL NULL */
 }

@@ -43,7 +43,7 @@ else
 fi
 
 echo "== pgTAP"
-psql -qX -d postgres -c "DROP DATABASE IF EXISTS om_tap" -c "CREATE DATABASE om_tap"
+PGOPTIONS="-c client_min_messages=warning" psql -qX -d postgres -c "DROP DATABASE IF EXISTS om_tap" -c "CREATE DATABASE om_tap"
 psql -qX -d om_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION order_mgmt"
 if pg_prove -v -d om_tap "$ROOT"/test/pgtap/*.sql >"$LOG/pgtap" 2>&1; then
     count "$LOG/pgtap" || true
