@@ -1,7 +1,9 @@
 -- Delivery promise: the issue's fixture, as a readable table.
+\set ECHO none
 \set QUIET on
 \i test/fixtures/promise_fixture.sql
 \set QUIET off
+\set ECHO all
 SET TimeZone = 'America/Los_Angeles';  -- results never depend on it
 
 SELECT t AT TIME ZONE 'UTC' AS placed_utc, (t AT TIME ZONE 'Europe/Berlin')::time AS berlin,
