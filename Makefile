@@ -5,7 +5,9 @@ OBJS = \
 	src/lifecycle.o \
 	src/events.o \
 	src/calendar.o \
-	src/promise.o
+	src/reference.o \
+	src/promise.o \
+	src/order_promise.o
 
 EXTENSION = order_mgmt
 DATA = $(wildcard sql/order_mgmt--*.sql)
