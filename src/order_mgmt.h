@@ -6,6 +6,7 @@
 #define ORDER_MGMT_H
 
 #include "postgres.h"
+#include "utils/date.h"
 #include "utils/jsonb.h"
 
 /* SQLSTATEs of class OM (listed in README.md) */
@@ -15,6 +16,10 @@
 #define ERRCODE_OM_NOT_FOUND			MAKE_SQLSTATE('O','M','0','0','4')
 #define ERRCODE_OM_IDEMPOTENCY_CONFLICT	MAKE_SQLSTATE('O','M','0','0','5')
 #define ERRCODE_OM_ALREADY_SHIPPED		MAKE_SQLSTATE('O','M','0','0','6')
+/* delivery promise (issue 4): OM020 upwards */
+#define ERRCODE_OM_NO_WORKING_DAY		MAKE_SQLSTATE('O','M','0','2','0')
+#define ERRCODE_OM_NO_SERVICE_MEETS		MAKE_SQLSTATE('O','M','0','2','1')
+#define ERRCODE_OM_INCOMPLETE_SETUP		MAKE_SQLSTATE('O','M','0','2','2')
 
 #define OM_SCHEMA "order_mgmt"
 
@@ -57,5 +62,27 @@ typedef struct OmSavedUser
 extern Oid	OmRelid(const char *relname);
 extern void OmBecomeOwner(Oid relid, OmSavedUser *saved);
 extern void OmRestoreUser(const OmSavedUser *saved);
+
+/* calendar.c: business calendars, cached per backend */
+#define OM_ID_LEN 64			/* ids of reference data are shorter (CHECKs) */
+#define OM_SCAN_LIMIT 3660		/* days scanned at most for one working day */
+
+typedef struct OmCalendar
+{
+	char		id[OM_ID_LEN];	/* hash key */
+	uint8		workmask;		/* bit (ISO weekday - 1) set: working */
+	bool		any_working;	/* some weekday or exception works */
+	int			nexc;			/* exceptions, sorted by day */
+	DateADT    *exc_day;
+	bool	   *exc_working;
+} OmCalendar;
+
+extern uint64 OmCalendarGeneration(void);
+extern OmCalendar *OmFindCalendar(const char *id);
+extern OmCalendar *OmLookupCalendar(const char *id);
+extern bool OmIsBusinessDay(const OmCalendar *cal, DateADT day);
+extern DateADT OmRollForward(const OmCalendar *cal, DateADT day);
+extern DateADT OmAddBusinessDays(const OmCalendar *cal, DateADT day, int n);
+extern bool OmTextToId(text *t, char *buf);
 
 #endif							/* ORDER_MGMT_H */

@@ -1,0 +1,294 @@
+/* order_mgmt 0.2.0 -> 0.3.0: the delivery promise engine (issue 4) */
+
+\echo Use "CREATE EXTENSION order_mgmt" to load this file. \quit
+
+------------------------------------------------------------------------
+-- C entry points used by constraints and triggers
+------------------------------------------------------------------------
+-- Does PostgreSQL know this time zone name (IANA)?  Used by CHECKs.
+CREATE FUNCTION @extschema@.valid_time_zone(tz text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'valid_time_zone';
+
+CREATE FUNCTION @extschema@.reference_data_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'reference_data_changed';
+
+------------------------------------------------------------------------
+-- Reference data.  Ids are shorter than 64 characters (the C caches key
+-- on them).  Dates of a calendar are local dates of its zone.
+------------------------------------------------------------------------
+CREATE TABLE @extschema@.calendars (
+    calendar_id text PRIMARY KEY CHECK (calendar_id <> '' AND length(calendar_id) < 64),
+    name        text,
+    tz          text NOT NULL DEFAULT 'UTC' CHECK (@extschema@.valid_time_zone(tz)),
+    workdays    int[] NOT NULL DEFAULT '{1,2,3,4,5}'
+                CHECK (workdays <@ '{1,2,3,4,5,6,7}' AND array_position(workdays, NULL) IS NULL)
+);
+
+CREATE TABLE @extschema@.calendar_exceptions (
+    calendar_id text NOT NULL REFERENCES @extschema@.calendars ON DELETE CASCADE,
+    day         date NOT NULL CHECK (day > '1900-01-01' AND day < '2200-01-01'),
+    is_working  boolean NOT NULL DEFAULT false,
+    name        text,
+    PRIMARY KEY (calendar_id, day)
+);
+
+ALTER TABLE @extschema@.warehouses
+    ADD CONSTRAINT warehouses_id_length CHECK (length(warehouse_id) < 64),
+    ADD CONSTRAINT warehouses_tz_valid CHECK (@extschema@.valid_time_zone(tz)),
+    ADD CONSTRAINT warehouses_zone_length CHECK (zone <> '' AND length(zone) < 64),
+    ADD CONSTRAINT warehouses_calendar_id_fkey FOREIGN KEY (calendar_id)
+        REFERENCES @extschema@.calendars;
+
+CREATE TABLE @extschema@.services (
+    service_id           text PRIMARY KEY
+                         CHECK (service_id <> '' AND length(service_id) < 64),
+    carrier              text NOT NULL,
+    name                 text,
+    handling_min         int NOT NULL DEFAULT 0,
+    handling_max         int NOT NULL DEFAULT 0,
+    transit_min          int NOT NULL,
+    transit_max          int NOT NULL,
+    transit_calendar_id  text NOT NULL REFERENCES @extschema@.calendars,
+    delivery_calendar_id text NOT NULL REFERENCES @extschema@.calendars,
+    pickup_calendar_id   text REFERENCES @extschema@.calendars,
+    cost                 numeric(14,2) NOT NULL DEFAULT 0 CHECK (cost >= 0),
+    active               boolean NOT NULL DEFAULT true,
+    CHECK (0 <= handling_min AND handling_min <= handling_max AND handling_max <= 365),
+    CHECK (0 <= transit_min AND transit_min <= transit_max AND transit_max <= 365)
+);
+
+CREATE TABLE @extschema@.lanes (
+    service_id  text NOT NULL REFERENCES @extschema@.services ON DELETE CASCADE,
+    origin_zone text NOT NULL CHECK (origin_zone <> '' AND length(origin_zone) < 64),
+    dest_zone   text NOT NULL CHECK (dest_zone <> '' AND length(dest_zone) < 64),
+    transit_min int NOT NULL,
+    transit_max int NOT NULL,
+    cost        numeric(14,2) CHECK (cost >= 0),
+    PRIMARY KEY (service_id, origin_zone, dest_zone),
+    CHECK (0 <= transit_min AND transit_min <= transit_max AND transit_max <= 365)
+);
+
+-- Postal prefixes are stored normalized: upper-case letters and digits.
+CREATE TABLE @extschema@.zone_rules (
+    country       char(2) NOT NULL CHECK (country ~ '^[A-Z]{2}$'),
+    postal_prefix text NOT NULL DEFAULT '' CHECK (postal_prefix ~ '^[0-9A-Z]{0,20}$'),
+    zone          text NOT NULL CHECK (zone <> '' AND length(zone) < 64),
+    PRIMARY KEY (country, postal_prefix)
+);
+
+CREATE TRIGGER order_mgmt_reference_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.calendars
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+CREATE TRIGGER order_mgmt_reference_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.calendar_exceptions
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+CREATE TRIGGER order_mgmt_reference_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.warehouses
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+CREATE TRIGGER order_mgmt_reference_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.services
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+CREATE TRIGGER order_mgmt_reference_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.lanes
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+CREATE TRIGGER order_mgmt_reference_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.zone_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+
+------------------------------------------------------------------------
+-- The engine (src/calendar.c, src/promise.c).  Not STRICT: a null
+-- argument is an error (22004), except postal_code and ready_at.
+------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.is_business_day(day date, calendar_id text)
+RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'is_business_day';
+
+CREATE FUNCTION @extschema@.add_business_days(day date, n int, calendar_id text)
+RETURNS date
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'add_business_days';
+
+CREATE FUNCTION @extschema@.estimate_delivery(
+    warehouse_id text, service_id text, country text, postal_code text,
+    placed_at timestamptz, ready_at timestamptz DEFAULT NULL,
+    OUT ship_earliest date, OUT ship_latest date,
+    OUT delivery_earliest date, OUT delivery_latest date)
+RETURNS record
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'estimate_delivery';
+
+-- The best active service (strategy 'cheapest' or 'fastest') whose latest
+-- delivery is on or before deliver_by (null: no deadline); null if none.
+CREATE FUNCTION @extschema@.best_service(
+    warehouse_id text, country text, postal_code text, placed_at timestamptz,
+    ready_at timestamptz, deliver_by date, strategy text DEFAULT 'cheapest')
+RETURNS text
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'best_service';
+
+CREATE FUNCTION @extschema@.estimate_order_delivery(
+    order_id bigint,
+    OUT ship_earliest date, OUT ship_latest date,
+    OUT delivery_earliest date, OUT delivery_latest date,
+    OUT known boolean, OUT service_id text, OUT note text)
+RETURNS record
+    LANGUAGE c STABLE PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'estimate_order_delivery';
+
+CREATE FUNCTION @extschema@.promise_trigger() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'promise_trigger';
+
+-- Fires after order_mgmt_lifecycle (BEFORE triggers fire in name order).
+CREATE TRIGGER order_mgmt_promise BEFORE UPDATE OF status ON @extschema@.orders
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.promise_trigger();
+
+-- A new shipment takes the order's promise and its own estimate: from its
+-- warehouse, with its service (else the order's, else the cheapest that
+-- meets the promise, else the fastest), starting at created_at.
+CREATE FUNCTION @extschema@.shipment_promise_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o   record;
+    svc text;
+    est record;
+BEGIN
+    SELECT ord.promised_delivery_earliest, ord.promised_delivery_latest, ord.service_id,
+           ord.ship_to_country, ord.ship_to_postal, ord.placed_at
+      INTO o FROM @extschema@.orders ord WHERE ord.order_id = NEW.order_id;
+    IF NOT FOUND THEN
+        RETURN NEW;             -- the foreign key reports it
+    END IF;
+    IF NEW.promised_delivery_earliest IS NULL AND NEW.promised_delivery_latest IS NULL THEN
+        NEW.promised_delivery_earliest := o.promised_delivery_earliest;
+        NEW.promised_delivery_latest := o.promised_delivery_latest;
+    END IF;
+    IF NEW.estimated_delivery_earliest IS NOT NULL OR NEW.estimated_delivery_latest IS NOT NULL
+       OR NOT EXISTS (SELECT 1 FROM @extschema@.warehouses w
+                       WHERE w.warehouse_id = NEW.warehouse_id AND w.calendar_id IS NOT NULL) THEN
+        RETURN NEW;
+    END IF;
+    svc := coalesce(NEW.service_id, o.service_id);
+    IF svc IS NULL THEN
+        svc := coalesce(
+            @extschema@.best_service(NEW.warehouse_id, o.ship_to_country, o.ship_to_postal,
+                                     greatest(o.placed_at, NEW.created_at), NULL,
+                                     NEW.promised_delivery_latest, 'cheapest'),
+            @extschema@.best_service(NEW.warehouse_id, o.ship_to_country, o.ship_to_postal,
+                                     greatest(o.placed_at, NEW.created_at), NULL, NULL,
+                                     'fastest'));
+    END IF;
+    IF svc IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.services s WHERE s.service_id = svc) THEN
+        RETURN NEW;
+    END IF;
+    est := @extschema@.estimate_delivery(NEW.warehouse_id, svc, o.ship_to_country,
+                                         o.ship_to_postal, greatest(o.placed_at, NEW.created_at));
+    NEW.estimated_delivery_earliest := est.delivery_earliest;
+    NEW.estimated_delivery_latest := est.delivery_latest;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER order_mgmt_promise BEFORE INSERT ON @extschema@.shipments
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.shipment_promise_trigger();
+
+------------------------------------------------------------------------
+-- choose_service: the cheapest (or fastest) service whose latest delivery
+-- meets the shipment's promise (else the order's), handling from as_of.
+------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.choose_service(
+    shipment_id bigint, strategy text DEFAULT 'cheapest', as_of timestamptz DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s       record;
+    v_start timestamptz;
+    v_svc   text;
+BEGIN
+    IF shipment_id IS NULL OR strategy IS NULL THEN
+        RAISE EXCEPTION 'shipment_id and strategy must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF strategy NOT IN ('cheapest', 'fastest') THEN
+        RAISE EXCEPTION 'unknown strategy "%"', strategy
+            USING ERRCODE = '22023', DETAIL = 'strategy must be cheapest or fastest.';
+    END IF;
+    SELECT sh.warehouse_id, sh.created_at, o.placed_at, o.ship_to_country, o.ship_to_postal,
+           coalesce(sh.promised_delivery_latest, o.promised_delivery_latest) AS deliver_by
+      INTO s
+      FROM @extschema@.shipments sh JOIN @extschema@.orders o USING (order_id)
+     WHERE sh.shipment_id = choose_service.shipment_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'shipment % does not exist', shipment_id USING ERRCODE = 'OM004';
+    END IF;
+    v_start := greatest(coalesce(as_of, now()), s.placed_at);
+    v_svc := @extschema@.best_service(s.warehouse_id, s.ship_to_country, s.ship_to_postal,
+                                      v_start, NULL, s.deliver_by, strategy);
+    IF v_svc IS NULL THEN
+        RAISE EXCEPTION 'no service can deliver shipment % by %', shipment_id,
+                        coalesce(s.deliver_by::text, 'any date')
+            USING ERRCODE = 'OM021',
+                  DETAIL = format('Warehouse "%s", destination %s %s, handling from %s.',
+                                  s.warehouse_id, s.ship_to_country,
+                                  coalesce(s.ship_to_postal, ''), v_start),
+                  HINT = 'Add a faster service or lane, or renegotiate the promise.';
+    END IF;
+    RETURN v_svc;
+END;
+$$;
+
+------------------------------------------------------------------------
+-- Orders whose current estimate no longer meets their promise.
+------------------------------------------------------------------------
+CREATE VIEW @extschema@.orders_at_risk AS
+SELECT o.order_id, o.status, o.promised_delivery_latest,
+       e.delivery_latest AS estimated_delivery_latest,
+       e.delivery_latest - o.promised_delivery_latest AS days_late,
+       CASE WHEN NOT e.known THEN 'unknown: ' || e.note
+            ELSE 'late' END AS risk
+  FROM @extschema@.orders o
+ CROSS JOIN LATERAL @extschema@.estimate_order_delivery(o.order_id) e
+ WHERE o.status IN ('awaiting_payment', 'confirmed', 'processing', 'on_hold')
+   AND o.promised_delivery_latest IS NOT NULL
+   AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest);
+
+------------------------------------------------------------------------
+-- pg_dump support and privileges
+------------------------------------------------------------------------
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.calendars', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.calendar_exceptions', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.services', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.lanes', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.zone_rules', '');
+
+REVOKE ALL ON FUNCTION
+    @extschema@.valid_time_zone(text),
+    @extschema@.reference_data_changed(),
+    @extschema@.is_business_day(date, text),
+    @extschema@.add_business_days(date, int, text),
+    @extschema@.estimate_delivery(text, text, text, text, timestamptz, timestamptz),
+    @extschema@.best_service(text, text, text, timestamptz, timestamptz, date, text),
+    @extschema@.estimate_order_delivery(bigint),
+    @extschema@.promise_trigger(),
+    @extschema@.shipment_promise_trigger(),
+    @extschema@.choose_service(bigint, text, timestamptz)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.valid_time_zone(text),
+    @extschema@.is_business_day(date, text),
+    @extschema@.add_business_days(date, int, text),
+    @extschema@.estimate_delivery(text, text, text, text, timestamptz, timestamptz),
+    @extschema@.best_service(text, text, text, timestamptz, timestamptz, date, text),
+    @extschema@.estimate_order_delivery(bigint),
+    @extschema@.choose_service(bigint, text, timestamptz)
+    TO order_mgmt_operator;
+-- the at-risk view calls the estimator with the reader's rights
+GRANT EXECUTE ON FUNCTION @extschema@.estimate_order_delivery(bigint) TO order_mgmt_reader;
+GRANT SELECT ON @extschema@.calendars, @extschema@.calendar_exceptions, @extschema@.services,
+                @extschema@.lanes, @extschema@.zone_rules, @extschema@.orders_at_risk
+    TO order_mgmt_operator;
+GRANT SELECT ON @extschema@.orders_at_risk TO order_mgmt_reader;
