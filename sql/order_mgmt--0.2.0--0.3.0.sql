@@ -257,6 +257,50 @@ SELECT o.order_id, o.status, o.promised_delivery_latest,
    AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest);
 
 ------------------------------------------------------------------------
+-- Backorders: a line whose backorder is allocated is ready now (its
+-- estimate starts from the arrival, not from placed_at), and a confirmed
+-- order that had no promise because a line had no ready date gets one as
+-- soon as every line is known.
+------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.line_ready_trigger() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.qty_backordered < OLD.qty_backordered AND NEW.qty_reserved > OLD.qty_reserved THEN
+        NEW.ready_at := greatest(now(), OLD.ready_at);
+        IF NEW.ready_at > now() THEN
+            NEW.ready_at := now();      -- the stock is here: earlier than expected
+        END IF;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER order_mgmt_line_ready BEFORE UPDATE OF qty_backordered ON @extschema@.order_lines
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.line_ready_trigger();
+
+CREATE FUNCTION @extschema@.late_promise_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE @extschema@.orders o
+       SET promised_ship_earliest = e.ship_earliest, promised_ship_latest = e.ship_latest,
+           promised_delivery_earliest = e.delivery_earliest,
+           promised_delivery_latest = e.delivery_latest
+      FROM @extschema@.estimate_order_delivery(NEW.order_id) e
+     WHERE o.order_id = NEW.order_id AND e.known
+       AND o.status IN ('confirmed', 'processing')
+       AND o.promised_delivery_latest IS NULL;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER order_mgmt_late_promise AFTER UPDATE OF qty_backordered, ready_at
+    ON @extschema@.order_lines
+    FOR EACH ROW WHEN (NEW.qty_backordered = 0 OR NEW.ready_at IS NOT NULL)
+    EXECUTE FUNCTION @extschema@.late_promise_trigger();
+
+------------------------------------------------------------------------
 -- pg_dump support and privileges
 ------------------------------------------------------------------------
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.calendars', '');
@@ -275,6 +319,8 @@ REVOKE ALL ON FUNCTION
     @extschema@.estimate_order_delivery(bigint),
     @extschema@.promise_trigger(),
     @extschema@.shipment_promise_trigger(),
+    @extschema@.line_ready_trigger(),
+    @extschema@.late_promise_trigger(),
     @extschema@.choose_service(bigint, text, timestamptz)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION

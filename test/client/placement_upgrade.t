@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Upgrade 0.1.0 -> 0.2.0 (issue 3): data written under 0.1.0 survives
-# ALTER EXTENSION UPDATE, the upgraded schema equals a fresh 0.2.0 install
+# Upgrade 0.1.0 -> default_version across the placement schema (0.2.0):
+# data written under 0.1.0 survives ALTER EXTENSION UPDATE, orders placed
+# under 0.1.0 can be confirmed, the upgraded schema equals a fresh install
 # (member objects, definitions, constraints, triggers, privileges, dump
 # configuration), and pg_dump/pg_restore keeps the new 0.2.0 tables.
 set -u
+cd "$(dirname "$0")/../.."
+DEFAULT=$(sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" order_mgmt.control)
 UP=om_placement_up
 FRESH=om_placement_fresh
 RESTORED=om_placement_restored
@@ -37,8 +40,8 @@ DATA="SELECT md5(string_agg(x, ';' ORDER BY x)) FROM (
 before=$(q $UP -c "$DATA")
 q $UP -c "ALTER EXTENSION order_mgmt UPDATE" >/dev/null 2>"$TMP/err"
 say $? "ALTER EXTENSION order_mgmt UPDATE from 0.1.0"
-[ "$(q $UP -c "SELECT extversion FROM pg_extension WHERE extname = 'order_mgmt'")" = "0.2.0" ]
-say $? "the upgraded version is 0.2.0"
+[ "$(q $UP -c "SELECT extversion FROM pg_extension WHERE extname = 'order_mgmt'")" = "$DEFAULT" ]
+say $? "the upgraded version is $DEFAULT"
 [ "$(q $UP -c "$DATA")" = "$before" ]
 say $? "0.1.0 data is intact after the upgrade"
 
@@ -46,7 +49,7 @@ say $? "0.1.0 data is intact after the upgrade"
 got=$(q $UP -c "SELECT order_mgmt.receive_stock('U-W', 'U-A', 5)" \
              -c "SELECT order_mgmt.confirm_order(order_id) FROM order_mgmt.orders WHERE external_ref = 'old-1'" 2>&1 | tail -1)
 [ "$got" = "confirmed" ]
-say $? "an order placed under 0.1.0 is confirmed under 0.2.0 (got: $got)"
+say $? "an order placed under 0.1.0 is confirmed after the upgrade (got: $got)"
 
 # schema of the upgraded install vs a fresh one
 q $FRESH -c "CREATE EXTENSION order_mgmt" >/dev/null
@@ -84,8 +87,8 @@ ORDER BY 1
 SQL
 )
 q $UP -c "$SCHEMA" >"$TMP/up.txt" && q $FRESH -c "$SCHEMA" >"$TMP/fresh.txt"
-if diff "$TMP/fresh.txt" "$TMP/up.txt" >"$TMP/diff"; then say 0 "upgraded schema equals a fresh 0.2.0 install ($(wc -l <"$TMP/up.txt") catalog lines)"
-else say 1 "upgraded schema equals a fresh 0.2.0 install"; sed 's/^/# /' "$TMP/diff" | head -30; fi
+if diff "$TMP/fresh.txt" "$TMP/up.txt" >"$TMP/diff"; then say 0 "upgraded schema equals a fresh install ($(wc -l <"$TMP/up.txt") catalog lines)"
+else say 1 "upgraded schema equals a fresh install"; sed 's/^/# /' "$TMP/diff" | head -30; fi
 grep -q "dump order_mgmt.payments_payment_id_seq" "$TMP/up.txt" && grep -q "dump order_mgmt.inventory_movements " "$TMP/up.txt"
 say $? "the 0.2.0 tables and sequences are registered for pg_dump"
 
