@@ -5,46 +5,171 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
+#include "access/table.h"
+#include "access/xact.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/uuid.h"
 
 #include "order_mgmt.h"
 
 #define OM_CHANNEL "order_mgmt_events"
-#define EVENT_NARGS 10
 
-/* INSERT ... RETURNING, prepared once per backend (SPI_keepplan). */
-static SPIPlanPtr insert_plan = NULL;
+/*
+ * The columns an event supplies, by name; every other column of the table
+ * (seq, tx, event_id, occurred_at, and any a DBA adds) takes its default.
+ */
+static const char *const event_columns[] = {
+	"order_id", "entity", "entity_id", "event_type", "from_status", "to_status",
+	"actor", "automated", "reason", "payload"
+};
+#define EVENT_NCOLS lengthof(event_columns)
 
-static SPIPlanPtr
-InsertPlan(void)
+/*
+ * How to build a row of order_mgmt.events, cached per backend.  Rows are
+ * inserted directly (as logical replication's apply does), not through SPI:
+ * a planned INSERT per event costs an executor start and end, which is most
+ * of the price of a status change.  Constraints, indexes and any triggers
+ * on the table still apply.  A relcache invalidation of the table (ALTER
+ * TABLE, a new default) marks the cache stale.
+ */
+typedef struct EventTable
 {
-	static Oid	argtypes[EVENT_NARGS] = {INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
-	TEXTOID, TEXTOID, BOOLOID, TEXTOID, JSONBOID};
-	SPIPlanPtr	plan;
+	Oid			relid;
+	AttrNumber	att[EVENT_NCOLS];	/* where each supplied column goes */
+	AttrNumber	seq_att;
+	AttrNumber	id_att;
+	int			natts;
+	ExprState **defaults;		/* per attribute; NULL: no default */
+	bool	   *supplied;		/* per attribute */
+	ExprContext *econtext;		/* evaluates the defaults */
+} EventTable;
 
-	if (insert_plan != NULL)
-		return insert_plan;
-	plan = SPI_prepare("INSERT INTO " OM_SCHEMA ".events (order_id, entity, entity_id,"
-					   " event_type, from_status, to_status, actor, automated, reason, payload)"
-					   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-					   " RETURNING seq, event_id::pg_catalog.text",
-					   EVENT_NARGS, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for the event insert: %s",
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	insert_plan = plan;
-	return plan;
+static EventTable *event_table = NULL;
+static MemoryContext event_cxt = NULL;
+static bool event_callback_registered = false;
+
+/* Relcache callback: forget the layout; the next event rebuilds it. */
+static void
+EventTableInvalidate(Datum arg, Oid relid)
+{
+	if (event_table != NULL && (relid == InvalidOid || relid == event_table->relid))
+		event_table = NULL;
+}
+
+static AttrNumber
+EventColumn(Relation rel, const char *name)
+{
+	AttrNumber	att = SPI_fnumber(RelationGetDescr(rel), name);
+
+	if (att <= 0)
+		elog(ERROR, "%s.events has no column \"%s\"", OM_SCHEMA, name);
+	return att;
+}
+
+/* Prepare the default of every column the event does not supply. */
+static void
+PrepareDefaults(EventTable *t, Relation rel)
+{
+	t->defaults = palloc0(sizeof(ExprState *) * t->natts);
+	t->supplied = palloc0(sizeof(bool) * t->natts);
+	for (int i = 0; i < (int) EVENT_NCOLS; i++)
+		t->supplied[t->att[i] - 1] = true;
+	for (int i = 0; i < t->natts; i++)
+	{
+		Node	   *expr;
+
+		if (t->supplied[i] || TupleDescAttr(RelationGetDescr(rel), i)->attisdropped)
+			continue;
+		expr = build_column_default(rel, i + 1);
+		if (expr != NULL)
+			t->defaults[i] = ExecInitExpr(expression_planner((Expr *) expr), NULL);
+	}
+}
+
+static EventTable *
+GetEventTable(void)
+{
+	Relation	rel;
+	MemoryContext old;
+	EventTable *t;
+
+	if (event_table != NULL)
+		return event_table;
+	if (!event_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(EventTableInvalidate, (Datum) 0);
+		event_callback_registered = true;
+	}
+	if (event_cxt == NULL)
+		event_cxt = AllocSetContextCreate(CacheMemoryContext, "order_mgmt events",
+										  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(event_cxt);
+	rel = table_open(OmRelid("events"), AccessShareLock);
+	old = MemoryContextSwitchTo(event_cxt);
+	t = palloc0(sizeof(EventTable));
+	t->relid = RelationGetRelid(rel);
+	t->natts = RelationGetDescr(rel)->natts;
+	for (int i = 0; i < (int) EVENT_NCOLS; i++)
+		t->att[i] = EventColumn(rel, event_columns[i]);
+	t->seq_att = EventColumn(rel, "seq");
+	t->id_att = EventColumn(rel, "event_id");
+	PrepareDefaults(t, rel);
+	t->econtext = CreateStandaloneExprContext();
+	MemoryContextSwitchTo(old);
+	table_close(rel, AccessShareLock);
+	event_table = t;			/* published only when complete */
+	return t;
+}
+
+/* Insert one row built from values (supplied columns) and the defaults. */
+static void
+InsertEventRow(EventTable *t, Datum *values, bool *nulls, TupleTableSlot **out,
+			   EState **estate_out)
+{
+	Relation	rel = table_open(t->relid, RowExclusiveLock);
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot *slot;
+
+	InitResultRelInfo(rri, rel, 0, NULL, 0);
+	ExecOpenIndices(rri, false);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	for (int i = 0; i < t->natts; i++)
+	{
+		slot->tts_isnull[i] = true;
+		if (t->defaults[i] != NULL)
+			slot->tts_values[i] = ExecEvalExprSwitchContext(t->defaults[i], t->econtext,
+															&slot->tts_isnull[i]);
+	}
+	for (int i = 0; i < (int) EVENT_NCOLS; i++)
+	{
+		slot->tts_values[t->att[i] - 1] = values[i];
+		slot->tts_isnull[t->att[i] - 1] = nulls[i];
+	}
+	ExecStoreVirtualTuple(slot);
+
+	AfterTriggerBeginQuery();
+	ExecSimpleRelationInsert(rri, estate, slot);
+	AfterTriggerEndQuery(estate);
+	ExecCloseIndices(rri);
+	table_close(rel, NoLock);
+	*out = slot;
+	*estate_out = estate;
 }
 
 /* order_mgmt.actor when set, else the session user. */
@@ -57,14 +182,10 @@ CurrentActor(void)
 }
 
 static inline Datum
-TextOrNull(const char *s, char *nulls, int i)
+TextOrNull(const char *s, bool *isnull)
 {
-	if (s == NULL)
-	{
-		nulls[i] = 'n';
-		return (Datum) 0;
-	}
-	return CStringGetTextDatum(s);
+	*isnull = s == NULL;
+	return s == NULL ? (Datum) 0 : CStringGetTextDatum(s);
 }
 
 /* Append a JSON string or null to the NOTIFY payload. */
@@ -102,51 +223,47 @@ QueueNotify(const OmEvent *ev, int64 seq, const char *event_id)
 }
 
 /*
- * Append one event row as the owner of the event log; returns its seq.
- * Callers may or may not be inside SPI already (SPI_connect nests).
+ * Append one event row as the owner of the event log (so a role allowed to
+ * UPDATE orders needs no privilege on the log or its sequence); returns its
+ * seq and queues the NOTIFY.
  */
 int64
 EmitEvent(const OmEvent *ev)
 {
-	Datum		values[EVENT_NARGS];
-	char		nulls[EVENT_NARGS + 1];
+	Datum		values[EVENT_NCOLS];
+	bool		nulls[EVENT_NCOLS] = {0};
 	const char *reason = ev->reason;
 	OmSavedUser saved;
-	MemoryContext caller = CurrentMemoryContext;
+	EventTable *t = GetEventTable();
+	TupleTableSlot *slot;
+	EState	   *estate;
 	int64		seq;
 	char	   *event_id;
-	bool		isnull;
 
-	memset(nulls, ' ', EVENT_NARGS);
-	nulls[EVENT_NARGS] = '\0';
 	if (reason == NULL && om_reason != NULL && om_reason[0] != '\0')
 		reason = om_reason;
-
 	values[0] = Int64GetDatum(ev->order_id);
 	values[1] = CStringGetTextDatum(ev->entity);
 	values[2] = Int64GetDatum(ev->entity_id);
 	values[3] = CStringGetTextDatum(ev->event_type);
-	values[4] = TextOrNull(ev->from_status, nulls, 4);
-	values[5] = TextOrNull(ev->to_status, nulls, 5);
+	values[4] = TextOrNull(ev->from_status, &nulls[4]);
+	values[5] = TextOrNull(ev->to_status, &nulls[5]);
 	values[6] = CStringGetTextDatum(CurrentActor());
 	values[7] = BoolGetDatum(om_automated);
-	values[8] = TextOrNull(reason, nulls, 8);
+	values[8] = TextOrNull(reason, &nulls[8]);
 	values[9] = PointerGetDatum(ev->payload);
-	if (ev->payload == NULL)
-		nulls[9] = 'n';
+	nulls[9] = ev->payload == NULL;
 
-	OmBecomeOwner(OmRelid("events"), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_plan(InsertPlan(), values, nulls, false, 1) != SPI_OK_INSERT_RETURNING
-		|| SPI_processed != 1)
-		elog(ERROR, "event insert failed");
-	seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	/* copy out of the SPI context before SPI_finish frees it */
-	event_id = MemoryContextStrdup(caller,
-								   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	SPI_finish();
+	OmBecomeOwner(t->relid, &saved);
+	InsertEventRow(t, values, nulls, &slot, &estate);
 	OmRestoreUser(&saved);
+	if (slot->tts_isnull[t->seq_att - 1] || slot->tts_isnull[t->id_att - 1])
+		elog(ERROR, "event row without seq or event_id");
+	seq = DatumGetInt64(slot->tts_values[t->seq_att - 1]);
+	event_id = DatumGetCString(DirectFunctionCall1(uuid_out, slot->tts_values[t->id_att - 1]));
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	ResetExprContext(t->econtext);
 
 	if (om_notify_mode == OM_NOTIFY_COMMIT)
 		QueueNotify(ev, seq, event_id);
