@@ -21,6 +21,9 @@ make -s with_llvm=no PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config installcheck
     >"$OM_SOCK/regress.out" 2>&1 || true
 grep -E '\.\.\. ' "$OM_SOCK/regress.out"
 /usr/bin/python3 test/client/listener.t | tail -1
+psql -qX -d postgres -c "CREATE DATABASE om_tap"
+psql -qX -d om_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION order_mgmt"
+pg_prove -d om_tap test/pgtap/*.sql 2>&1 | tail -2
 test/client/dump_restore.t | grep -c '^ok' | sed 's/$/ dump_restore checks ok/'
 su postgres -c "$PGBIN/pg_ctl -D $OM_PGDATA -m fast -w -t 300 stop" >/dev/null
 # with --quiet a log holds only errors; each error has one "at" frame
