@@ -28,7 +28,6 @@
 static HTAB *calendars = NULL;
 static MemoryContext calendars_cxt = NULL;
 static bool calendars_valid = false;
-static bool callback_registered = false;
 static uint64 calendars_generation = 0;
 static Oid	calendars_relid = InvalidOid;
 static Oid	exceptions_relid = InvalidOid;
@@ -40,6 +39,8 @@ CalendarsInvalidate(Datum arg, Oid relid)
 	if (relid == InvalidOid || relid == calendars_relid || relid == exceptions_relid)
 		calendars_valid = false;
 }
+
+static OmCache calendars_cache = {"order_mgmt calendars", CalendarsInvalidate};
 
 /* Copy a text id into buf; false when it is too long to be any id. */
 bool
@@ -139,15 +140,7 @@ LoadCalendars(void)
 	HASHCTL		ctl;
 	OmSavedUser saved;
 
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(CalendarsInvalidate, (Datum) 0);
-		callback_registered = true;
-	}
-	if (calendars_cxt == NULL)
-		calendars_cxt = AllocSetContextCreate(CacheMemoryContext, "order_mgmt calendars",
-											  ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(calendars_cxt);
+	calendars_cxt = OmCacheReset(&calendars_cache);
 	calendars = NULL;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = OM_ID_LEN;

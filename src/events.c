@@ -59,7 +59,6 @@ typedef struct EventTable
 
 static EventTable *event_table = NULL;
 static MemoryContext event_cxt = NULL;
-static bool event_callback_registered = false;
 
 /* Relcache callback: forget the layout; the next event rebuilds it. */
 static void
@@ -68,6 +67,8 @@ EventTableInvalidate(Datum arg, Oid relid)
 	if (event_table != NULL && (relid == InvalidOid || relid == event_table->relid))
 		event_table = NULL;
 }
+
+static OmCache event_cache = {"order_mgmt events", EventTableInvalidate};
 
 static AttrNumber
 EventColumn(Relation rel, const char *name)
@@ -108,15 +109,7 @@ GetEventTable(void)
 
 	if (event_table != NULL)
 		return event_table;
-	if (!event_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(EventTableInvalidate, (Datum) 0);
-		event_callback_registered = true;
-	}
-	if (event_cxt == NULL)
-		event_cxt = AllocSetContextCreate(CacheMemoryContext, "order_mgmt events",
-										  ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(event_cxt);
+	event_cxt = OmCacheReset(&event_cache);
 	rel = table_open(OmRelid("events"), AccessShareLock);
 	old = MemoryContextSwitchTo(event_cxt);
 	t = palloc0(sizeof(EventTable));

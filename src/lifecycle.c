@@ -45,7 +45,6 @@ typedef struct Edge
 static HTAB *edges = NULL;
 static MemoryContext edges_cxt = NULL;
 static bool edges_valid = false;
-static bool callback_registered = false;
 static Oid	transitions_relid = InvalidOid;
 static SPIPlanPtr shipped_plan = NULL;
 
@@ -56,6 +55,8 @@ TransitionsInvalidate(Datum arg, Oid relid)
 	if (relid == InvalidOid || relid == transitions_relid)
 		edges_valid = false;
 }
+
+static OmCache edges_cache = {"order_mgmt transitions", TransitionsInvalidate};
 
 static bool
 MakeKey(EdgeKey *key, const char *entity, const char *from, const char *to)
@@ -118,15 +119,7 @@ LoadEdges(void)
 	OmSavedUser saved;
 	HTAB	   *table;
 
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(TransitionsInvalidate, (Datum) 0);
-		callback_registered = true;
-	}
-	if (edges_cxt == NULL)
-		edges_cxt = AllocSetContextCreate(CacheMemoryContext, "order_mgmt transitions",
-										  ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(edges_cxt);
+	edges_cxt = OmCacheReset(&edges_cache);
 	edges = NULL;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(EdgeKey);

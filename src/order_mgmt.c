@@ -11,6 +11,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 
 #include "order_mgmt.h"
@@ -51,6 +52,29 @@ _PG_init(void)
 							 NULL, &om_notify_mode, OM_NOTIFY_COMMIT, notify_mode_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("order_mgmt");
+}
+
+/*
+ * Empty a cache's memory for a rebuild and return it.  The first call also
+ * registers the cache's relcache callback: callbacks cannot be removed, so
+ * it is done once per backend, and the callback only marks the cache stale.
+ */
+MemoryContext
+OmCacheReset(OmCache *cache)
+{
+	if (!cache->registered)
+	{
+		CacheRegisterRelcacheCallback(cache->callback, (Datum) 0);
+		cache->registered = true;
+	}
+	if (cache->cxt == NULL)
+	{
+		cache->cxt = AllocSetContextCreate(CacheMemoryContext, "order_mgmt cache",
+										   ALLOCSET_DEFAULT_SIZES);
+		MemoryContextSetIdentifier(cache->cxt, cache->name);
+	}
+	MemoryContextReset(cache->cxt);
+	return cache->cxt;
 }
 
 /* OID of a table of the extension's schema; error if the extension is gone. */

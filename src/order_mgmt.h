@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 #include "utils/date.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 
 /* SQLSTATEs of class OM (listed in README.md) */
@@ -59,6 +60,16 @@ typedef struct OmSavedUser
 	int			sec_context;
 } OmSavedUser;
 
+/* A per-backend cache: its memory and its relcache callback (order_mgmt.c) */
+typedef struct OmCache
+{
+	const char *name;
+	RelcacheCallbackFunction callback;
+	MemoryContext cxt;
+	bool		registered;
+} OmCache;
+
+extern MemoryContext OmCacheReset(OmCache *cache);
 extern Oid	OmRelid(const char *relname);
 extern void OmBecomeOwner(Oid relid, OmSavedUser *saved);
 extern void OmRestoreUser(const OmSavedUser *saved);

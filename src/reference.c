@@ -41,7 +41,6 @@ static int	nservices = 0;
 static int	zone_maxlen[NCOUNTRY];	/* -1: no rule for the country */
 static MemoryContext promise_cxt = NULL;
 static bool promise_valid = false;
-static bool callback_registered = false;
 static uint64 promise_calendar_generation = 0;
 static Oid	promise_relids[4];
 
@@ -55,6 +54,8 @@ PromiseInvalidate(Datum arg, Oid relid)
 		if (relid == promise_relids[i])
 			promise_valid = false;
 }
+
+static OmCache promise_cache = {"order_mgmt promise data", PromiseInvalidate};
 
 static HTAB *
 MakeHash(const char *name, Size keysize, Size entrysize, bool strings)
@@ -232,15 +233,7 @@ LoadPromiseData(uint64 calendar_generation)
 {
 	OmSavedUser saved;
 
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(PromiseInvalidate, (Datum) 0);
-		callback_registered = true;
-	}
-	if (promise_cxt == NULL)
-		promise_cxt = AllocSetContextCreate(CacheMemoryContext, "order_mgmt promise data",
-											ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(promise_cxt);
+	promise_cxt = OmCacheReset(&promise_cache);
 	warehouses = services = lanes = zone_rules = NULL;
 	service_list = NULL;
 	nservices = 0;
