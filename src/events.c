@@ -100,17 +100,17 @@ PrepareDefaults(EventTable *t, Relation rel)
 	}
 }
 
+/* The layout of the (locked) event log; rebuilt when it was invalidated. */
 static EventTable *
-GetEventTable(void)
+GetEventTable(Relation rel)
 {
-	Relation	rel;
 	MemoryContext old;
 	EventTable *t;
 
-	if (event_table != NULL)
+	if (event_table != NULL && event_table->relid == RelationGetRelid(rel))
 		return event_table;
+	event_table = NULL;
 	event_cxt = OmCacheReset(&event_cache);
-	rel = table_open(OmRelid("events"), AccessShareLock);
 	old = MemoryContextSwitchTo(event_cxt);
 	t = palloc0(sizeof(EventTable));
 	t->relid = RelationGetRelid(rel);
@@ -122,25 +122,20 @@ GetEventTable(void)
 	PrepareDefaults(t, rel);
 	t->econtext = CreateStandaloneExprContext();
 	MemoryContextSwitchTo(old);
-	table_close(rel, AccessShareLock);
 	event_table = t;			/* published only when complete */
 	return t;
 }
 
-/* Insert one row built from values (supplied columns) and the defaults. */
-static void
-InsertEventRow(EventTable *t, Datum *values, bool *nulls, TupleTableSlot **out,
-			   EState **estate_out)
+/*
+ * Build the row: the supplied values and the defaults of the other columns.
+ * The slot is materialized, so it owns its data: triggers on the log that
+ * emit events themselves (re-entering here) cannot pull it away.
+ */
+static TupleTableSlot *
+BuildEventRow(EventTable *t, Relation rel, EState *estate, Datum *values, bool *nulls)
 {
-	Relation	rel = table_open(t->relid, RowExclusiveLock);
-	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
-	TupleTableSlot *slot;
+	TupleTableSlot *slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
 
-	InitResultRelInfo(rri, rel, 0, NULL, 0);
-	ExecOpenIndices(rri, false);
-	estate->es_output_cid = GetCurrentCommandId(true);
-	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
 	ExecClearTuple(slot);
 	for (int i = 0; i < t->natts; i++)
 	{
@@ -155,14 +150,30 @@ InsertEventRow(EventTable *t, Datum *values, bool *nulls, TupleTableSlot **out,
 		slot->tts_isnull[t->att[i] - 1] = nulls[i];
 	}
 	ExecStoreVirtualTuple(slot);
+	ExecMaterializeSlot(slot);
+	ResetExprContext(t->econtext);
+	if (slot->tts_isnull[t->seq_att - 1] || slot->tts_isnull[t->id_att - 1])
+		elog(ERROR, "event row without seq or event_id");
+	return slot;
+}
 
+/*
+ * Insert the row with the table's constraints, indexes and triggers.  The
+ * caller holds RowExclusiveLock on rel, so its layout cannot change under
+ * us (ALTER TABLE waits).
+ */
+static void
+InsertEventRow(Relation rel, EState *estate, TupleTableSlot *slot)
+{
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+
+	InitResultRelInfo(rri, rel, 0, NULL, 0);
+	ExecOpenIndices(rri, false);
+	estate->es_output_cid = GetCurrentCommandId(true);
 	AfterTriggerBeginQuery();
 	ExecSimpleRelationInsert(rri, estate, slot);
 	AfterTriggerEndQuery(estate);
 	ExecCloseIndices(rri);
-	table_close(rel, NoLock);
-	*out = slot;
-	*estate_out = estate;
 }
 
 /* order_mgmt.actor when set, else the session user. */
@@ -227,7 +238,8 @@ EmitEvent(const OmEvent *ev)
 	bool		nulls[EVENT_NCOLS] = {0};
 	const char *reason = ev->reason;
 	OmSavedUser saved;
-	EventTable *t = GetEventTable();
+	Relation	rel;
+	EventTable *t;
 	TupleTableSlot *slot;
 	EState	   *estate;
 	int64		seq;
@@ -247,16 +259,18 @@ EmitEvent(const OmEvent *ev)
 	values[9] = PointerGetDatum(ev->payload);
 	nulls[9] = ev->payload == NULL;
 
-	OmBecomeOwner(t->relid, &saved);
-	InsertEventRow(t, values, nulls, &slot, &estate);
-	OmRestoreUser(&saved);
-	if (slot->tts_isnull[t->seq_att - 1] || slot->tts_isnull[t->id_att - 1])
-		elog(ERROR, "event row without seq or event_id");
+	rel = table_open(OmRelid("events"), RowExclusiveLock);
+	t = GetEventTable(rel);
+	estate = CreateExecutorState();
+	OmBecomeOwner(t->relid, &saved);	/* nextval() needs the owner's rights */
+	slot = BuildEventRow(t, rel, estate, values, nulls);
 	seq = DatumGetInt64(slot->tts_values[t->seq_att - 1]);
 	event_id = DatumGetCString(DirectFunctionCall1(uuid_out, slot->tts_values[t->id_att - 1]));
+	InsertEventRow(rel, estate, slot);	/* t may be rebuilt from here on */
+	OmRestoreUser(&saved);
 	ExecResetTupleTable(estate->es_tupleTable, false);
 	FreeExecutorState(estate);
-	ResetExprContext(t->econtext);
+	table_close(rel, NoLock);
 
 	if (om_notify_mode == OM_NOTIFY_COMMIT)
 		QueueNotify(ev, seq, event_id);
