@@ -12,16 +12,12 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
-#include "utils/memutils.h"
-#include "utils/rel.h"
 
 #include "order_mgmt.h"
 
@@ -365,15 +361,3 @@ add_business_days(PG_FUNCTION_ARGS)
 	PG_RETURN_DATEADT(OmAddBusinessDays(cal, day, n));
 }
 
-/* AFTER ... FOR EACH STATEMENT on reference data: tell every backend. */
-PG_FUNCTION_INFO_V1(reference_data_changed);
-Datum
-reference_data_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "reference_data_changed: not called by trigger manager");
-	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
-	return PointerGetDatum(NULL);	/* not PG_RETURN_NULL: the trigger manager rejects isnull */
-}

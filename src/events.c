@@ -17,9 +17,7 @@
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
-#include "utils/inval.h"
 #include "utils/json.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/uuid.h"
 

@@ -15,12 +15,9 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "order_mgmt.h"
@@ -386,17 +383,4 @@ lifecycle_trigger(PG_FUNCTION_ARGS)
 	ev.to_status = to;
 	EmitEvent(&ev);
 	return PointerGetDatum(newtup);
-}
-
-/* AFTER ... FOR EACH STATEMENT on transitions: tell every backend. */
-PG_FUNCTION_INFO_V1(transitions_changed);
-Datum
-transitions_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "transitions_changed: not called by trigger manager");
-	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
-	return PointerGetDatum(NULL);	/* ignored for AFTER triggers; not SQL NULL */
 }

@@ -1,17 +1,21 @@
 /*
  * order_mgmt.c
- *		Module entry point: GUCs, and small helpers shared by the C files.
+ *		Module entry point: GUCs, and small helpers shared by the C files
+ *		(running as a table's owner, per-backend caches and their
+ *		invalidation).
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "order_mgmt.h"
@@ -114,4 +118,35 @@ void
 OmRestoreUser(const OmSavedUser *saved)
 {
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
+
+/*
+ * AFTER ... FOR EACH STATEMENT on a table that a per-backend cache is built
+ * from (transitions, calendars and the other reference data): send a
+ * relcache invalidation for it, so every backend's callback marks its cache
+ * stale after commit (and this backend's at once).
+ */
+static Datum
+InvalidateOwnTable(FunctionCallInfo fcinfo)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		elog(ERROR, "order_mgmt: cache invalidation must be a statement trigger");
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	return PointerGetDatum(NULL);	/* ignored for AFTER triggers; not SQL NULL */
+}
+
+PG_FUNCTION_INFO_V1(transitions_changed);
+Datum
+transitions_changed(PG_FUNCTION_ARGS)
+{
+	return InvalidateOwnTable(fcinfo);
+}
+
+PG_FUNCTION_INFO_V1(reference_data_changed);
+Datum
+reference_data_changed(PG_FUNCTION_ARGS)
+{
+	return InvalidateOwnTable(fcinfo);
 }

@@ -13,8 +13,6 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
-#include "utils/memutils.h"
 
 #include "promise.h"
 
