@@ -10,8 +10,18 @@ OBJS = \
 	src/order_promise.o
 
 EXTENSION = order_mgmt
-DATA = $(wildcard sql/order_mgmt--*.sql)
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" order_mgmt.control)
 PGFILEDESC = "order_mgmt - order management workflow"
+
+# The current schema, one file per concern, in dependency order; make joins
+# them into the full install script of default_version.  The released
+# scripts (order_mgmt--0.1.0.sql and the upgrades) are frozen files.
+SCHEMA = tables lifecycle events stock payments placement promise privileges
+SCHEMA_SOURCES = $(patsubst %,sql/schema/%.sql,$(SCHEMA))
+OM_INSTALL_SCRIPT = build/order_mgmt--$(EXTVERSION).sql
+DATA_built = $(OM_INSTALL_SCRIPT)
+DATA = $(wildcard sql/order_mgmt--*.sql)
+EXTRA_CLEAN = build
 
 # pg_regress inputs live in sql/ and expected/ (listed explicitly).
 REGRESS = lifecycle place_order set_status events placement promise
@@ -29,3 +39,9 @@ endif
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+$(OM_INSTALL_SCRIPT): $(SCHEMA_SOURCES) order_mgmt.control
+	@mkdir -p build
+	{ printf '%s\n\n' '/* order_mgmt $(EXTVERSION): the full install script, made by make from sql/schema/ */'; \
+	  printf '%s\n' '\echo Use "CREATE EXTENSION order_mgmt" to load this file. \quit'; \
+	  for f in $(SCHEMA_SOURCES); do printf '\n-- %s\n' "$$f"; cat "$$f"; done; } >$@

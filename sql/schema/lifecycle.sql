@@ -1,0 +1,110 @@
+-- Lifecycle graphs: the seed rows of transitions, the C lifecycle trigger
+-- and its cache invalidation, and set_status.
+
+INSERT INTO @extschema@.transitions (entity, from_status, to_status, activity, requires, is_seed)
+SELECT e, f, t, a, r::text[], true
+FROM (VALUES
+    ('order', 'placed',            'awaiting_payment',  'awaiting_payment',  '{}'),
+    ('order', 'placed',            'confirmed',         'confirmed',         '{}'),
+    ('order', 'placed',            'on_hold',           'held',              '{}'),
+    ('order', 'placed',            'rejected',          'rejected',          '{}'),
+    ('order', 'placed',            'cancelled',         'cancelled',         '{}'),
+    ('order', 'awaiting_payment',  'confirmed',         'confirmed',         '{}'),
+    ('order', 'awaiting_payment',  'on_hold',           'held',              '{}'),
+    ('order', 'awaiting_payment',  'cancelled',         'cancelled',         '{}'),
+    ('order', 'confirmed',         'processing',        'released',          '{}'),
+    ('order', 'confirmed',         'on_hold',           'held',              '{}'),
+    ('order', 'confirmed',         'cancelled',         'cancelled',         '{}'),
+    ('order', 'processing',        'partially_shipped', 'partially_shipped', '{}'),
+    ('order', 'processing',        'shipped',           'shipped',           '{}'),
+    ('order', 'processing',        'on_hold',           'held',              '{}'),
+    ('order', 'processing',        'cancelled',         'cancelled',         '{}'),
+    ('order', 'partially_shipped', 'shipped',           'shipped',           '{}'),
+    ('order', 'shipped',           'delivered',         'delivered',         '{}'),
+    ('order', 'delivered',         'completed',         'completed',         '{}'),
+    ('order', 'on_hold',           'cancelled',         'cancelled',         '{}'),
+    ('shipment', 'pending',          'picking',            'picking_started',    '{}'),
+    ('shipment', 'picking',          'packed',             'packed',
+        '{weight_g,length_mm,width_mm,height_mm}'),
+    ('shipment', 'packed',           'labelled',           'labelled',
+        '{carrier,service_id,tracking_number}'),
+    ('shipment', 'labelled',         'dispatched',         'dispatched',         '{}'),
+    ('shipment', 'dispatched',       'in_transit',         'in_transit',         '{}'),
+    ('shipment', 'in_transit',       'out_for_delivery',   'out_for_delivery',   '{}'),
+    ('shipment', 'out_for_delivery', 'delivered',          'delivered',          '{}'),
+    ('shipment', 'in_transit',       'delayed',            'delayed',            '{}'),
+    ('shipment', 'in_transit',       'failed_attempt',     'failed_attempt',     '{}'),
+    ('shipment', 'out_for_delivery', 'delayed',            'delayed',            '{}'),
+    ('shipment', 'out_for_delivery', 'failed_attempt',     'failed_attempt',     '{}'),
+    ('shipment', 'delayed',          'in_transit',         'in_transit',         '{}'),
+    ('shipment', 'failed_attempt',   'in_transit',         'in_transit',         '{}'),
+    ('shipment', 'in_transit',       'returned_to_sender', 'returned_to_sender', '{}'),
+    ('shipment', 'out_for_delivery', 'returned_to_sender', 'returned_to_sender', '{}'),
+    ('shipment', 'delayed',          'returned_to_sender', 'returned_to_sender', '{}'),
+    ('shipment', 'failed_attempt',   'returned_to_sender', 'returned_to_sender', '{}'),
+    ('shipment', 'in_transit',       'lost',               'lost',               '{}'),
+    ('shipment', 'out_for_delivery', 'lost',               'lost',               '{}'),
+    ('shipment', 'delayed',          'lost',               'lost',               '{}'),
+    ('shipment', 'failed_attempt',   'lost',               'lost',               '{}'),
+    ('shipment', 'pending',          'cancelled',          'cancelled',          '{}'),
+    ('shipment', 'picking',          'cancelled',          'cancelled',          '{}'),
+    ('shipment', 'packed',           'cancelled',          'cancelled',          '{}'),
+    ('shipment', 'labelled',         'cancelled',          'cancelled',          '{}'),
+    ('return', 'requested', 'approved',  'approved',  '{}'),
+    ('return', 'requested', 'rejected',  'rejected',  '{}'),
+    ('return', 'requested', 'cancelled', 'cancelled', '{}'),
+    ('return', 'approved',  'received',  'received',  '{}'),
+    ('return', 'approved',  'cancelled', 'cancelled', '{}'),
+    ('return', 'received',  'inspected', 'inspected', '{}'),
+    ('return', 'inspected', 'completed', 'completed', '{}')
+) AS seed(e, f, t, a, r);
+
+CREATE FUNCTION @extschema@.lifecycle_trigger() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'lifecycle_trigger';
+
+CREATE FUNCTION @extschema@.transitions_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'transitions_changed';
+
+CREATE TRIGGER order_mgmt_lifecycle BEFORE UPDATE ON @extschema@.orders
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.lifecycle_trigger('order', 'order_id');
+
+CREATE TRIGGER order_mgmt_lifecycle BEFORE UPDATE ON @extschema@.shipments
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.lifecycle_trigger('shipment', 'shipment_id');
+
+CREATE TRIGGER order_mgmt_lifecycle BEFORE UPDATE ON @extschema@.returns
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.lifecycle_trigger('return', 'return_id');
+
+CREATE TRIGGER order_mgmt_transitions_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.transitions
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.transitions_changed();
+
+CREATE FUNCTION @extschema@.set_status(
+    entity text, id bigint, to_status text, reason text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_saved text := current_setting('order_mgmt.reason', true);
+BEGIN
+    IF entity IS NULL OR id IS NULL OR to_status IS NULL THEN
+        RAISE EXCEPTION 'entity, id and to_status must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM set_config('order_mgmt.reason', coalesce(reason, v_saved, ''), true);
+    CASE entity
+    WHEN 'order' THEN
+        UPDATE @extschema@.orders SET status = to_status WHERE order_id = id;
+    WHEN 'shipment' THEN
+        UPDATE @extschema@.shipments SET status = to_status WHERE shipment_id = id;
+    WHEN 'return' THEN
+        UPDATE @extschema@.returns SET status = to_status WHERE return_id = id;
+    ELSE
+        RAISE EXCEPTION 'unknown entity "%"', entity
+            USING ERRCODE = '22023', DETAIL = 'entity must be order, shipment or return.';
+    END CASE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% % does not exist', entity, id USING ERRCODE = 'OM004';
+    END IF;
+    PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
+END;
+$$;

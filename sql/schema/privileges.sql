@@ -1,0 +1,80 @@
+-- Roles, privileges and pg_dump registration.
+
+------------------------------------------------------------------------
+-- pg_dump keeps every user-data table and sequence; seed transitions are
+-- filtered so a restore does not duplicate them.
+------------------------------------------------------------------------
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.customers', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.products', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.warehouses', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.calendars', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.calendar_exceptions', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.services', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.lanes', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.zone_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.transitions', 'WHERE NOT is_seed');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.orders', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.orders_order_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.shipments', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.shipments_shipment_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.shipment_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.returns', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.returns_return_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.return_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.events', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.events_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.stock', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.inventory_movements', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.inventory_movements_movement_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_holds', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_holds_hold_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments_payment_id_seq', '');
+
+------------------------------------------------------------------------
+-- Roles (cluster-wide; they stay when the extension is dropped)
+------------------------------------------------------------------------
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'order_mgmt_reader') THEN
+        CREATE ROLE order_mgmt_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'order_mgmt_operator') THEN
+        CREATE ROLE order_mgmt_operator NOLOGIN;
+    END IF;
+END;
+$$;
+
+------------------------------------------------------------------------
+-- Nothing is executable by PUBLIC; operators call the API, readers read
+-- the views.
+------------------------------------------------------------------------
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
+GRANT USAGE ON SCHEMA @extschema@ TO order_mgmt_reader, order_mgmt_operator;
+GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO order_mgmt_operator;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.place_order(text, jsonb, jsonb, text, text, text, date, boolean),
+    @extschema@.set_status(text, bigint, text, text),
+    @extschema@.confirm_order(bigint),
+    @extschema@.hold_order(bigint, text, text),
+    @extschema@.release_hold(bigint, bigint, text),
+    @extschema@.cancel_order(bigint, text),
+    @extschema@.cancel_line(bigint, int, int, text),
+    @extschema@.receive_stock(text, text, int, text),
+    @extschema@.adjust_stock(text, text, int, text),
+    @extschema@.authorize_payment(bigint, numeric, text),
+    @extschema@.capture_payment(bigint, numeric, text),
+    @extschema@.refund_payment(bigint, numeric, text, bigint),
+    @extschema@.void_payment(bigint, numeric, text),
+    @extschema@.valid_time_zone(text),
+    @extschema@.is_business_day(date, text),
+    @extschema@.add_business_days(date, int, text),
+    @extschema@.estimate_delivery(text, text, text, text, timestamptz, timestamptz),
+    @extschema@.best_service(text, text, text, timestamptz, timestamptz, date, text),
+    @extschema@.estimate_order_delivery(bigint),
+    @extschema@.choose_service(bigint, text, timestamptz)
+TO order_mgmt_operator;
+-- the at-risk view calls the estimator with the reader's rights
+GRANT EXECUTE ON FUNCTION @extschema@.estimate_order_delivery(bigint) TO order_mgmt_reader;
+GRANT SELECT ON @extschema@.orders_at_risk TO order_mgmt_reader;
