@@ -2,12 +2,15 @@
 MODULE_big = order_mgmt
 OBJS = \
 	src/order_mgmt.o \
+	src/cache.o \
 	src/lifecycle.o \
 	src/events.o \
 	src/calendar.o \
 	src/reference.o \
 	src/promise.o \
-	src/order_promise.o
+	src/order_promise.o \
+	src/stock.o \
+	src/credit.o
 
 EXTENSION = order_mgmt
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" order_mgmt.control)

@@ -28,69 +28,66 @@
 /*
  * The columns an event supplies, by name; every other column of the table
  * (seq, tx, event_id, occurred_at, and any a DBA adds) takes its default.
+ * db_role arrived with 0.4.0: an older schema simply has no place for it.
  */
 static const char *const event_columns[] = {
 	"order_id", "entity", "entity_id", "event_type", "from_status", "to_status",
-	"actor", "automated", "reason", "payload"
+	"actor", "automated", "reason", "payload", "db_role"
 };
 #define EVENT_NCOLS lengthof(event_columns)
+#define EVENT_OPTIONAL_FROM 10	/* columns from here on may be missing */
 
 /*
- * How to build a row of order_mgmt.events, cached per backend.  Rows are
- * inserted directly (as logical replication's apply does), not through SPI:
- * a planned INSERT per event costs an executor start and end, which is most
- * of the price of a status change.  Constraints, indexes and any triggers
- * on the table still apply.  A relcache invalidation of the table (ALTER
- * TABLE, a new default) marks the cache stale.
+ * How to build a row of order_mgmt.events, cached per backend (cache.c).
+ * Rows are inserted directly (as logical replication's apply does), not
+ * through SPI: a planned INSERT per event costs an executor start and end,
+ * which is most of the price of a status change.  Constraints, indexes and
+ * any triggers on the table still apply.  A relcache invalidation of the
+ * table (ALTER TABLE, a new default) makes the layout stale.
  */
 typedef struct EventTable
 {
 	Oid			relid;
-	AttrNumber	att[EVENT_NCOLS];	/* where each supplied column goes */
+	AttrNumber	att[EVENT_NCOLS];	/* where each supplied column goes; 0: none */
 	AttrNumber	seq_att;
 	AttrNumber	id_att;
 	int			natts;
 	ExprState **defaults;		/* per attribute; NULL: no default */
-	bool	   *supplied;		/* per attribute */
 	ExprContext *econtext;		/* evaluates the defaults */
 } EventTable;
 
-static EventTable *event_table = NULL;
-static MemoryContext event_cxt = NULL;
-
-/* Relcache callback: forget the layout; the next event rebuilds it. */
-static void
-EventTableInvalidate(Datum arg, Oid relid)
-{
-	if (event_table != NULL && (relid == InvalidOid || relid == event_table->relid))
-		event_table = NULL;
-}
-
-static OmCache event_cache = {"order_mgmt events", EventTableInvalidate};
+static OmCache event_cache = {
+	.name = "order_mgmt event log layout",
+	.ntables = 1,
+	.tables = {"events"},
+};
+static Relation loading_rel;	/* the relation LoadEventTable describes */
 
 static AttrNumber
-EventColumn(Relation rel, const char *name)
+EventColumn(Relation rel, const char *name, bool required)
 {
 	AttrNumber	att = SPI_fnumber(RelationGetDescr(rel), name);
 
-	if (att <= 0)
+	if (att <= 0 && required)
 		elog(ERROR, "%s.events has no column \"%s\"", OM_SCHEMA, name);
-	return att;
+	return Max(att, 0);
 }
 
 /* Prepare the default of every column the event does not supply. */
 static void
 PrepareDefaults(EventTable *t, Relation rel)
 {
+	bool	   *supplied = palloc0(sizeof(bool) * t->natts);
+
 	t->defaults = palloc0(sizeof(ExprState *) * t->natts);
-	t->supplied = palloc0(sizeof(bool) * t->natts);
 	for (int i = 0; i < (int) EVENT_NCOLS; i++)
-		t->supplied[t->att[i] - 1] = true;
+		if (t->att[i] > 0)
+			supplied[t->att[i] - 1] = true;
 	for (int i = 0; i < t->natts; i++)
 	{
 		Node	   *expr;
 
-		if (t->supplied[i] || TupleDescAttr(RelationGetDescr(rel), i)->attisdropped)
+		if (supplied[i] || TupleDescAttr(RelationGetDescr(rel), i)->attisdropped)
 			continue;
 		expr = build_column_default(rel, i + 1);
 		if (expr != NULL)
@@ -98,30 +95,33 @@ PrepareDefaults(EventTable *t, Relation rel)
 	}
 }
 
+static void *
+LoadEventTable(MemoryContext cxt)
+{
+	Relation	rel = loading_rel;
+	EventTable *t = palloc0(sizeof(EventTable));
+
+	t->relid = RelationGetRelid(rel);
+	t->natts = RelationGetDescr(rel)->natts;
+	for (int i = 0; i < (int) EVENT_NCOLS; i++)
+		t->att[i] = EventColumn(rel, event_columns[i], i < EVENT_OPTIONAL_FROM);
+	t->seq_att = EventColumn(rel, "seq", true);
+	t->id_att = EventColumn(rel, "event_id", true);
+	PrepareDefaults(t, rel);
+	t->econtext = CreateStandaloneExprContext();
+	return t;
+}
+
 /* The layout of the (locked) event log; rebuilt when it was invalidated. */
 static EventTable *
 GetEventTable(Relation rel)
 {
-	MemoryContext old;
-	EventTable *t;
+	EventTable *t = event_cache.data;
 
-	if (event_table != NULL && event_table->relid == RelationGetRelid(rel))
-		return event_table;
-	event_table = NULL;
-	event_cxt = OmCacheReset(&event_cache);
-	old = MemoryContextSwitchTo(event_cxt);
-	t = palloc0(sizeof(EventTable));
-	t->relid = RelationGetRelid(rel);
-	t->natts = RelationGetDescr(rel)->natts;
-	for (int i = 0; i < (int) EVENT_NCOLS; i++)
-		t->att[i] = EventColumn(rel, event_columns[i]);
-	t->seq_att = EventColumn(rel, "seq");
-	t->id_att = EventColumn(rel, "event_id");
-	PrepareDefaults(t, rel);
-	t->econtext = CreateStandaloneExprContext();
-	MemoryContextSwitchTo(old);
-	event_table = t;			/* published only when complete */
-	return t;
+	if (OmCacheValid(&event_cache) && t->relid == RelationGetRelid(rel))
+		return t;
+	loading_rel = rel;
+	return OmCacheRebuild(&event_cache, LoadEventTable);
 }
 
 /*
@@ -144,6 +144,8 @@ BuildEventRow(EventTable *t, Relation rel, EState *estate, Datum *values, bool *
 	}
 	for (int i = 0; i < (int) EVENT_NCOLS; i++)
 	{
+		if (t->att[i] == 0)
+			continue;
 		slot->tts_values[t->att[i] - 1] = values[i];
 		slot->tts_isnull[t->att[i] - 1] = nulls[i];
 	}
@@ -172,15 +174,7 @@ InsertEventRow(Relation rel, EState *estate, TupleTableSlot *slot)
 	ExecSimpleRelationInsert(rri, estate, slot);
 	AfterTriggerEndQuery(estate);
 	ExecCloseIndices(rri);
-}
-
-/* order_mgmt.actor when set, else the session user. */
-static char *
-CurrentActor(void)
-{
-	if (om_actor != NULL && om_actor[0] != '\0')
-		return om_actor;
-	return GetUserNameFromId(GetSessionUserId(), false);
+	ExecCloseResultRelations(estate);	/* those the AFTER triggers opened */
 }
 
 static inline Datum
@@ -251,11 +245,12 @@ EmitEvent(const OmEvent *ev)
 	values[3] = CStringGetTextDatum(ev->event_type);
 	values[4] = TextOrNull(ev->from_status, &nulls[4]);
 	values[5] = TextOrNull(ev->to_status, &nulls[5]);
-	values[6] = CStringGetTextDatum(CurrentActor());
+	values[6] = CStringGetTextDatum(OmCurrentActor());
 	values[7] = BoolGetDatum(om_automated);
 	values[8] = TextOrNull(reason, &nulls[8]);
 	values[9] = PointerGetDatum(ev->payload);
 	nulls[9] = ev->payload == NULL;
+	values[10] = CStringGetTextDatum(OmDbRole());
 
 	rel = table_open(OmRelid("events"), RowExclusiveLock);
 	t = GetEventTable(rel);

@@ -2,165 +2,172 @@
  * lifecycle.c
  *		The lifecycle trigger: every UPDATE of orders, shipments and returns
  *		must follow an edge of order_mgmt.transitions, and each status change
- *		is recorded as one event.
+ *		is recorded as one event.  What a status means (statuses.class: held,
+ *		cancelled, shipping, ...) is data too, read from the same cache.
  *
- * The graph is cached per backend in a hash table.  A statement trigger on
- * the transitions table sends a relcache invalidation for it, and our
- * relcache callback only marks the cache stale; the next lookup reloads it.
+ * The graph and the classes are one cache (cache.c): statement triggers on
+ * transitions and statuses invalidate it, and it is reloaded from the
+ * latest snapshot at the next lookup.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
-#include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "order_mgmt.h"
 
-#define STATUS_LEN NAMEDATALEN	/* transitions CHECKs names shorter than 64 */
-
-typedef struct EdgeKey
+typedef struct Status
 {
-	char		entity[STATUS_LEN];
-	char		from[STATUS_LEN];
-	char		to[STATUS_LEN];	/* "" marks "from has outgoing edges" */
-} EdgeKey;
+	OmKey		key;			/* entity, status */
+	char	   *class;			/* NULL: no class (a schema before 0.4.0) */
+	bool		has_exits;		/* some edge leaves it */
+} Status;
 
 typedef struct Edge
 {
-	EdgeKey		key;
-	char		activity[STATUS_LEN];
+	OmKey		key;			/* entity, from, to */
+	char	   *activity;
 	int			nrequires;
 	char	  **requires;		/* columns that must be non-null */
 } Edge;
 
-static HTAB *edges = NULL;
-static MemoryContext edges_cxt = NULL;
-static bool edges_valid = false;
-static Oid	transitions_relid = InvalidOid;
-static SPIPlanPtr shipped_plan = NULL;
-
-/* Relcache callback: mark the graph stale; never reload here. */
-static void
-TransitionsInvalidate(Datum arg, Oid relid)
+typedef struct Graph
 {
-	if (relid == InvalidOid || relid == transitions_relid)
-		edges_valid = false;
+	HTAB	   *statuses;
+	HTAB	   *edges;
+} Graph;
+
+static OmCache graph_cache = {
+	.name = "order_mgmt lifecycle graph",
+	.ntables = 2,
+	.tables = {"transitions", "statuses"},
+};
+
+/*
+ * Schemas before 0.4.0 have no statuses table; their CHECKs and triggers
+ * tie "held" to on_hold and "cancelled" to cancelled, so those two classes
+ * apply until ALTER EXTENSION UPDATE.
+ */
+#define STATUSES_QUERY \
+	"SELECT entity, status, class FROM " OM_SCHEMA ".statuses"
+#define STATUSES_BEFORE_0_4 \
+	"SELECT * FROM (VALUES ('order', 'on_hold', 'held'), ('order', 'cancelled', 'cancelled')) s"
+
+static void
+LoadStatuses(Graph *g)
+{
+	bool		found;
+	bool		has_table = OidIsValid(graph_cache.relids[1]);
+
+	OmLoadQuery(has_table ? STATUSES_QUERY : STATUSES_BEFORE_0_4);
+	g->statuses = OmKeyTable("order_mgmt statuses", sizeof(Status), SPI_processed);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		Status	   *s = OmKeyEnter(g->statuses, OmLoadText(r, 1), OmLoadText(r, 2), NULL, &found);
+
+		s->class = pstrdup(OmLoadText(r, 3));
+		s->has_exits = false;
+	}
 }
 
-static OmCache edges_cache = {"order_mgmt transitions", TransitionsInvalidate};
-
-static bool
-MakeKey(EdgeKey *key, const char *entity, const char *from, const char *to)
-{
-	memset(key, 0, sizeof(EdgeKey));
-	if (strlen(entity) >= STATUS_LEN || strlen(from) >= STATUS_LEN || strlen(to) >= STATUS_LEN)
-		return false;
-	strlcpy(key->entity, entity, STATUS_LEN);
-	strlcpy(key->from, from, STATUS_LEN);
-	strlcpy(key->to, to, STATUS_LEN);
-	return true;
-}
-
-/* Copy the requires text[] of a transitions row into the cache context. */
+/* Copy the requires text[] of a transitions row. */
 static void
-StoreRequires(Edge *edge, Datum arr)
+StoreRequires(Edge *edge, Datum arr, bool isnull)
 {
 	Datum	   *elems;
 	bool	   *nulls;
-	int			n;
+	int			n = 0;
 
-	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
-	edge->requires = MemoryContextAlloc(edges_cxt, sizeof(char *) * Max(n, 1));
-	edge->nrequires = 0;
-	for (int i = 0; i < n; i++)
-		if (!nulls[i])
-			edge->requires[edge->nrequires++] =
-				MemoryContextStrdup(edges_cxt, TextDatumGetCString(elems[i]));
-}
-
-static void
-AddEdge(HTAB *table, HeapTuple tup, TupleDesc desc)
-{
-	EdgeKey		key;
-	Edge	   *edge;
-	bool		isnull;
-	char	   *entity = SPI_getvalue(tup, desc, 1);
-	char	   *from = SPI_getvalue(tup, desc, 2);
-
-	if (!MakeKey(&key, entity, from, SPI_getvalue(tup, desc, 3)))
-		return;					/* unreachable: the table CHECKs lengths */
-	edge = hash_search(table, &key, HASH_ENTER, NULL);
-	strlcpy(edge->activity, SPI_getvalue(tup, desc, 4), STATUS_LEN);
-	StoreRequires(edge, SPI_getbinval(tup, desc, 5, &isnull));
-
-	/* remember that "from" is not final */
-	MakeKey(&key, entity, from, "");
-	edge = hash_search(table, &key, HASH_ENTER, NULL);
-	edge->activity[0] = '\0';
 	edge->nrequires = 0;
 	edge->requires = NULL;
+	if (isnull)
+		return;
+	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	edge->requires = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			edge->requires[edge->nrequires++] = TextDatumGetCString(elems[i]);
 }
 
-/* (Re)build the graph cache from the transitions table. */
 static void
-LoadEdges(void)
+LoadEdges(Graph *g)
 {
-	HASHCTL		ctl;
-	OmSavedUser saved;
-	HTAB	   *table;
+	bool		found;
 
-	edges_cxt = OmCacheReset(&edges_cache);
-	edges = NULL;
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(EdgeKey);
-	ctl.entrysize = sizeof(Edge);
-	ctl.hcxt = edges_cxt;
+	OmLoadQuery("SELECT entity, from_status, to_status, activity, requires FROM "
+				OM_SCHEMA ".transitions");
+	g->edges = OmKeyTable("order_mgmt transitions", sizeof(Edge), SPI_processed);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		const char *entity = OmLoadText(r, 1);
+		const char *from = OmLoadText(r, 2);
+		Edge	   *e = OmKeyEnter(g->edges, entity, from, OmLoadText(r, 3), &found);
+		Status	   *s;
+		bool		isnull;
+		Datum		req = OmLoadDatum(r, 5, &isnull);
 
-	/*
-	 * Mark valid first, so an invalidation that arrives while we read wins;
-	 * publish the table only when complete, so an error leaves no half cache.
-	 */
-	transitions_relid = OmRelid("transitions");
-	edges_valid = true;
-	OmBecomeOwner(transitions_relid, &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT entity, from_status, to_status, activity, requires FROM "
-					OM_SCHEMA ".transitions", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.transitions", OM_SCHEMA);
-	table = hash_create("order_mgmt transitions", Max(SPI_processed * 2, 16), &ctl,
-						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	for (uint64 i = 0; i < SPI_processed; i++)
-		AddEdge(table, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-	edges = table;
-	SPI_finish();
-	OmRestoreUser(&saved);
+		e->activity = pstrdup(OmLoadText(r, 4));
+		StoreRequires(e, req, isnull);
+		s = OmKeyEnter(g->statuses, entity, from, NULL, &found);
+		if (!found)
+			s->class = NULL;	/* only with a schema before 0.4.0 */
+		s->has_exits = true;
+	}
 }
 
-static Edge *
-FindEdge(const char *entity, const char *from, const char *to)
+static void *
+LoadGraph(MemoryContext cxt)
 {
-	EdgeKey		key;
+	Graph	   *g = palloc0(sizeof(Graph));
 
-	if (!edges_valid || edges == NULL)
-		LoadEdges();
-	if (!MakeKey(&key, entity, from, to))
-		return NULL;
-	return hash_search(edges, &key, HASH_FIND, NULL);
+	LoadStatuses(g);
+	LoadEdges(g);
+	return g;
 }
 
-/* Text value of a column of tup, or NULL. */
-static char *
-ColumnText(HeapTuple tup, TupleDesc desc, int attnum)
+static Graph *
+GetGraph(void)
 {
-	return attnum > 0 ? SPI_getvalue(tup, desc, attnum) : NULL;
+	if (OmCacheValid(&graph_cache))
+		return graph_cache.data;
+	return OmCacheRebuild(&graph_cache, LoadGraph);
+}
+
+/* The class of a status (statuses.class), or NULL when it has none. */
+const char *
+OmStatusClass(const char *entity, const char *status)
+{
+	Status	   *s = OmKeyFind(GetGraph()->statuses, entity, status, NULL);
+
+	return s ? s->class : NULL;
+}
+
+static bool
+IsClass(const char *entity, const char *status, const char *class)
+{
+	const char *c = status ? OmStatusClass(entity, status) : NULL;
+
+	return c != NULL && strcmp(c, class) == 0;
+}
+
+static void
+RejectMove(const char *entity, int64 id, const char *from, const char *to, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OM_ILLEGAL_TRANSITION),
+			 errmsg("illegal status change of %s %lld", entity, (long long) id),
+			 errdetail("The move from \"%s\" to \"%s\" is not allowed: %s", from,
+					   to ? to : "NULL", why),
+			 errhint("Legal moves are the rows of %s.transitions.", OM_SCHEMA)));
 }
 
 static int
@@ -172,27 +179,6 @@ ColumnNumber(Relation rel, const char *name)
 		elog(ERROR, "lifecycle trigger on \"%s\": column \"%s\" not found",
 			 RelationGetRelationName(rel), name);
 	return attnum;
-}
-
-static int64
-ColumnInt64(HeapTuple tup, Relation rel, const char *name)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, RelationGetDescr(rel), ColumnNumber(rel, name), &isnull);
-
-	if (isnull)
-		elog(ERROR, "lifecycle trigger: %s is null", name);
-	return DatumGetInt64(d);
-}
-
-static void
-RejectMove(const char *entity, int64 id, const char *from, const char *to, const char *why)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_OM_ILLEGAL_TRANSITION),
-			 errmsg("illegal %s status change for %s %lld", entity, entity, (long long) id),
-			 errdetail("From \"%s\" to \"%s\": %s", from, to ? to : "NULL", why),
-			 errhint("Legal moves are listed in %s.transitions.", OM_SCHEMA)));
 }
 
 /* Entering to_status needs these columns filled in (e.g. packed: weight). */
@@ -207,102 +193,112 @@ CheckRequires(const Edge *edge, Relation rel, HeapTuple newtup, const char *enti
 			ereport(ERROR,
 					(errcode(ERRCODE_OM_REQUIREMENT_MISSING),
 					 errmsg("%s %lld cannot become \"%s\" without %s", entity, (long long) id,
-							edge->key.to, edge->requires[i]),
-					 errdetail("Status \"%s\" requires %s to be set.", edge->key.to,
+							edge->key.s[2], edge->requires[i]),
+					 errdetail("Status \"%s\" requires %s to be set.", edge->key.s[2],
 							   edge->requires[i])));
 	}
 }
 
-/* An order may be cancelled only while nothing has left the building. */
-static void
-CheckNothingShipped(int64 order_id)
-{
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(order_id)};
-	OmSavedUser saved;
-	bool		shipped;
-
-	OmBecomeOwner(OmRelid("order_lines"), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (shipped_plan == NULL)
-	{
-		shipped_plan = SPI_prepare("SELECT 1 FROM " OM_SCHEMA ".order_lines"
-								   " WHERE order_id OPERATOR(pg_catalog.=) $1"
-								   " AND qty_shipped OPERATOR(pg_catalog.>) 0 LIMIT 1",
-								   1, argtypes);
-		if (shipped_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(shipped_plan);
-	}
-	if (SPI_execute_plan(shipped_plan, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.order_lines", OM_SCHEMA);
-	shipped = SPI_processed > 0;
-	SPI_finish();
-	OmRestoreUser(&saved);
-	if (shipped)
-		ereport(ERROR,
-				(errcode(ERRCODE_OM_ALREADY_SHIPPED),
-				 errmsg("order %lld cannot be cancelled: goods have been shipped",
-						(long long) order_id),
-				 errhint("Request a return instead.")));
-}
-
 /*
- * Decide whether from -> to is legal and return the event activity.
- * Leaving on_hold is legal only back to held_from, or along an edge from
- * on_hold (cancelled in the default graph).
+ * Decide whether from -> to is legal and return the event activity.  A held
+ * status (class held) may always be left back to held_from; otherwise the
+ * move needs an edge.
  */
 static const char *
 Decide(const char *entity, int64 id, const char *from, const char *to,
 	   const char *held_from, Relation rel, HeapTuple newtup)
 {
+	Graph	   *g = GetGraph();
 	Edge	   *edge;
+	Status	   *s;
 
 	if (to == NULL)
 		RejectMove(entity, id, from, to, "the status cannot be null.");
-	if (strcmp(from, "on_hold") == 0 && held_from != NULL && strcmp(to, held_from) == 0)
+	if (held_from != NULL && strcmp(to, held_from) == 0 && IsClass(entity, from, "held"))
 		return "hold_released";
-	edge = FindEdge(entity, from, to);
-	if (edge == NULL)
+	edge = OmKeyFind(g->edges, entity, from, to);
+	if (edge != NULL)
 	{
-		if (FindEdge(entity, from, "") == NULL)
-			RejectMove(entity, id, from, to, "the current status is final.");
-		if (strcmp(from, "on_hold") == 0)
-			RejectMove(entity, id, from, to,
-					   psprintf("a hold may only be left for \"%s\" (where it was held from) or along an edge from on_hold.",
-								held_from ? held_from : "?"));
-		RejectMove(entity, id, from, to, "no such edge in the lifecycle graph.");
+		CheckRequires(edge, rel, newtup, entity, id);
+		return edge->activity;
 	}
-	CheckRequires(edge, rel, newtup, entity, id);
-	return edge->activity;
+	s = OmKeyFind(g->statuses, entity, from, NULL);
+	if (s == NULL || !s->has_exits)
+		RejectMove(entity, id, from, to, "the current status is final.");
+	if (IsClass(entity, from, "held"))
+		RejectMove(entity, id, from, to,
+				   psprintf("a hold may only be left for \"%s\" (where it was held from) or along an edge.",
+							held_from ? held_from : "?"));
+	RejectMove(entity, id, from, to, "no such edge in the lifecycle graph.");
+	return NULL;				/* not reached */
+}
+
+/*
+ * The one home of "has anything of this order left the building?": a line
+ * with qty_shipped > 0 or a shipment with dispatched_at.  Read with the
+ * latest snapshot, so a dispatch committed after a REPEATABLE READ
+ * snapshot still counts.
+ */
+void
+OmCheckNothingDispatched(int64 order_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(order_id)};
+	OmSavedUser saved;
+	bool		dispatched;
+
+	OmBecomeOwner(OmRelid("order_lines"), &saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT 1 FROM " OM_SCHEMA ".order_lines"
+									" WHERE order_id OPERATOR(pg_catalog.=) $1"
+									" AND qty_shipped OPERATOR(pg_catalog.>) 0"
+									" UNION ALL SELECT 1 FROM " OM_SCHEMA ".shipments"
+									" WHERE order_id OPERATOR(pg_catalog.=) $1"
+									" AND dispatched_at IS NOT NULL LIMIT 1",
+									1, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plan = p;
+	}
+	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s.order_lines", OM_SCHEMA);
+	dispatched = SPI_processed > 0;
+	SPI_finish();
+	OmRestoreUser(&saved);
+	if (dispatched)
+		ereport(ERROR,
+				(errcode(ERRCODE_OM_ALREADY_SHIPPED),
+				 errmsg("order %lld cannot be cancelled", (long long) order_id),
+				 errdetail("Goods of the order have been dispatched."),
+				 errhint("Request a return instead.")));
 }
 
 /* Clients cannot write held_from: an UPDATE that changes it gets it back. */
 static HeapTuple
 KeepHeldFrom(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc, int held_att)
 {
-	char	   *old_held;
-	char	   *new_held;
 	bool		isnull;
 	Datum		value;
 
 	if (held_att <= 0)
 		return newtup;
-	old_held = ColumnText(oldtup, desc, held_att);
-	new_held = ColumnText(newtup, desc, held_att);
-	if (old_held == NULL ? new_held == NULL : new_held != NULL && strcmp(old_held, new_held) == 0)
-		return newtup;
 	value = SPI_getbinval(oldtup, desc, held_att, &isnull);
 	return heap_modify_tuple_by_cols(newtup, desc, 1, &held_att, &value, &isnull);
 }
 
-/* Entering on_hold remembers where from; any other move clears it. */
+/* Entering a held status remembers where from; any other move clears it. */
 static HeapTuple
-SetHeldFrom(HeapTuple newtup, TupleDesc desc, int held_att, const char *from, const char *to)
+SetHeldFrom(HeapTuple newtup, TupleDesc desc, int held_att, const char *from, bool held)
 {
-	bool		isnull = strcmp(to, "on_hold") != 0;
-	Datum		value = isnull ? (Datum) 0 : CStringGetTextDatum(from);
+	bool		isnull = !held;
+	Datum		value = held ? CStringGetTextDatum(from) : (Datum) 0;
 
 	if (held_att <= 0)
 		return newtup;
@@ -323,9 +319,21 @@ CheckTriggerCall(FunctionCallInfo fcinfo)
 		elog(ERROR, "lifecycle_trigger: expects (entity, id_column)");
 }
 
+static int64
+ColumnInt64(HeapTuple tup, Relation rel, const char *name)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, RelationGetDescr(rel), ColumnNumber(rel, name), &isnull);
+
+	if (isnull)
+		elog(ERROR, "lifecycle trigger: %s is null", name);
+	return DatumGetInt64(d);
+}
+
 /*
  * lifecycle_trigger(entity, id_column): BEFORE UPDATE FOR EACH ROW.
- * Keeps held_from in step with on_hold and writes the event row.
+ * Checks the move, keeps held_from in step with the held class and writes
+ * the event row.
  */
 PG_FUNCTION_INFO_V1(lifecycle_trigger);
 Datum
@@ -355,10 +363,10 @@ lifecycle_trigger(PG_FUNCTION_ARGS)
 	status_att = ColumnNumber(rel, "status");
 	held_att = SPI_fnumber(desc, "held_from");	/* only orders have it */
 
-	from = ColumnText(oldtup, desc, status_att);
-	to = ColumnText(newtup, desc, status_att);
+	from = SPI_getvalue(oldtup, desc, status_att);
+	to = SPI_getvalue(newtup, desc, status_att);
 	if (held_att > 0)
-		held_from = ColumnText(oldtup, desc, held_att);
+		held_from = SPI_getvalue(oldtup, desc, held_att);
 
 	if (from == NULL || (to != NULL && strcmp(from, to) == 0))
 	{
@@ -371,10 +379,10 @@ lifecycle_trigger(PG_FUNCTION_ARGS)
 	id = ColumnInt64(oldtup, rel, trigdata->tg_trigger->tgargs[1]);
 	activity = Decide(entity, id, from, to, held_from, rel, newtup);
 	ev.order_id = ColumnInt64(oldtup, rel, "order_id");
-	if (strcmp(entity, "order") == 0 && strcmp(to, "cancelled") == 0)
-		CheckNothingShipped(ev.order_id);
+	if (strcmp(entity, "order") == 0 && IsClass(entity, to, "cancelled"))
+		OmCheckNothingDispatched(ev.order_id);
 
-	newtup = SetHeldFrom(newtup, desc, held_att, from, to);
+	newtup = SetHeldFrom(newtup, desc, held_att, from, IsClass(entity, to, "held"));
 
 	ev.entity = entity;
 	ev.entity_id = id;
@@ -383,4 +391,32 @@ lifecycle_trigger(PG_FUNCTION_ARGS)
 	ev.to_status = to;
 	EmitEvent(&ev);
 	return PointerGetDatum(newtup);
+}
+
+/* status_class(entity, status) -> text: statuses.class, or NULL. */
+PG_FUNCTION_INFO_V1(status_class);
+Datum
+status_class(PG_FUNCTION_ARGS)
+{
+	const char *c;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	c = OmStatusClass(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+					  text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	if (c == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(c));
+}
+
+/* check_not_dispatched(order_id): OM006 when goods have left (see above). */
+PG_FUNCTION_INFO_V1(check_not_dispatched);
+Datum
+check_not_dispatched(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"order_id"};
+
+	OmRequireArgs(fcinfo, names, 1);
+	OmCheckNothingDispatched(PG_GETARG_INT64(0));
+	PG_RETURN_VOID();
 }

@@ -1,8 +1,8 @@
 /*
  * order_mgmt.c
  *		Module entry point: GUCs, and small helpers shared by the C files
- *		(running as a table's owner, per-backend caches and their
- *		invalidation).
+ *		(running as a table's owner, argument checks, the actor of a step,
+ *		the statement trigger that invalidates the caches).
  */
 #include "postgres.h"
 
@@ -12,9 +12,11 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -35,13 +37,14 @@ static const struct config_enum_entry notify_mode_options[] = {
 
 void		_PG_init(void);
 
-/* Define the order_mgmt.* settings. */
+/* Define the order_mgmt.* settings and the cache invalidation callback. */
 void
 _PG_init(void)
 {
 	DefineCustomStringVariable("order_mgmt.actor",
 							   "Who is acting, recorded on each event (default: session_user).",
-							   NULL, &om_actor, "",
+							   "A claim made by the application; events also record db_role.",
+							   &om_actor, "",
 							   PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("order_mgmt.reason",
 							   "Reason recorded on the events of the current statements.",
@@ -49,39 +52,18 @@ _PG_init(void)
 							   PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("order_mgmt.automated",
 							 "Marks events as written by automation, not by a person.",
-							 NULL, &om_automated, false,
+							 "A claim made by the application, like order_mgmt.actor.",
+							 &om_automated, false,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("order_mgmt.notify_mode",
 							 "How events are announced on channel order_mgmt_events: commit or off.",
 							 NULL, &om_notify_mode, OM_NOTIFY_COMMIT, notify_mode_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("order_mgmt");
+	OmCacheInit();
 }
 
-/*
- * Empty a cache's memory for a rebuild and return it.  The first call also
- * registers the cache's relcache callback: callbacks cannot be removed, so
- * it is done once per backend, and the callback only marks the cache stale.
- */
-MemoryContext
-OmCacheReset(OmCache *cache)
-{
-	if (!cache->registered)
-	{
-		CacheRegisterRelcacheCallback(cache->callback, (Datum) 0);
-		cache->registered = true;
-	}
-	if (cache->cxt == NULL)
-	{
-		cache->cxt = AllocSetContextCreate(CacheMemoryContext, "order_mgmt cache",
-										   ALLOCSET_DEFAULT_SIZES);
-		MemoryContextSetIdentifier(cache->cxt, cache->name);
-	}
-	MemoryContextReset(cache->cxt);
-	return cache->cxt;
-}
-
-/* OID of a table of the extension's schema; error if the extension is gone. */
+/* OID of a table of the extension's schema. */
 Oid
 OmRelid(const char *relname)
 {
@@ -89,7 +71,10 @@ OmRelid(const char *relname)
 	Oid			relid = get_relname_relid(relname, nsp);
 
 	if (!OidIsValid(relid))
-		elog(ERROR, "relation %s.%s does not exist", OM_SCHEMA, relname);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", OM_SCHEMA, relname),
+				 errhint("Is the order_mgmt extension installed at the version of its library?")));
 	return relid;
 }
 
@@ -120,33 +105,78 @@ OmRestoreUser(const OmSavedUser *saved)
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 
+/* The n leading arguments must not be null; names[i] names argument i. */
+void
+OmRequireArgs(FunctionCallInfo fcinfo, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (names[i] != NULL && PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", names[i])));
+}
+
+/* The claimed actor: order_mgmt.actor when set, else the session user. */
+const char *
+OmCurrentActor(void)
+{
+	if (om_actor != NULL && om_actor[0] != '\0')
+		return om_actor;
+	return OmDbRole();
+}
+
+/* The role that is connected (session_user): no client can set it. */
+const char *
+OmDbRole(void)
+{
+	return GetUserNameFromId(GetSessionUserId(), false);
+}
+
+char *
+OmDateText(int32 day)
+{
+	return DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(day)));
+}
+
+/* current_actor() -> text: the actor recorded on events and ledgers. */
+PG_FUNCTION_INFO_V1(current_actor);
+Datum
+current_actor(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(OmCurrentActor()));
+}
+
 /*
- * AFTER ... FOR EACH STATEMENT on a table that a per-backend cache is built
- * from (transitions, calendars and the other reference data): send a
- * relcache invalidation for it, so every backend's callback marks its cache
- * stale after commit (and this backend's at once).
+ * invalidate_cache(): AFTER ... FOR EACH STATEMENT on a table a cache is
+ * built from.  Sends a relcache invalidation for it, so every backend's
+ * cache of it is stale after commit (and this backend's at once).
  */
-static Datum
-InvalidateOwnTable(FunctionCallInfo fcinfo)
+PG_FUNCTION_INFO_V1(invalidate_cache);
+Datum
+invalidate_cache(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
-		elog(ERROR, "order_mgmt: cache invalidation must be a statement trigger");
+		elog(ERROR, "invalidate_cache must be called as a statement trigger");
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
-	return PointerGetDatum(NULL);	/* ignored for AFTER triggers; not SQL NULL */
+	return PointerGetDatum(NULL);
 }
 
+/*
+ * Entry points named by released scripts (0.1.0, 0.3.0): the scripts of an
+ * update path create functions that point at them, so they must stay.
+ */
 PG_FUNCTION_INFO_V1(transitions_changed);
 Datum
 transitions_changed(PG_FUNCTION_ARGS)
 {
-	return InvalidateOwnTable(fcinfo);
+	return invalidate_cache(fcinfo);
 }
 
 PG_FUNCTION_INFO_V1(reference_data_changed);
 Datum
 reference_data_changed(PG_FUNCTION_ARGS)
 {
-	return InvalidateOwnTable(fcinfo);
+	return invalidate_cache(fcinfo);
 }

@@ -6,18 +6,19 @@
 #define ORDER_MGMT_H
 
 #include "postgres.h"
-#include "utils/date.h"
-#include "utils/inval.h"
+#include "fmgr.h"
+#include "utils/hsearch.h"
 #include "utils/jsonb.h"
 
-/* SQLSTATEs of class OM (listed in README.md) */
+/* SQLSTATEs of class OM (the table is in README.md, "Errors") */
 #define ERRCODE_OM_ILLEGAL_TRANSITION	MAKE_SQLSTATE('O','M','0','0','1')
 #define ERRCODE_OM_REQUIREMENT_MISSING	MAKE_SQLSTATE('O','M','0','0','2')
 #define ERRCODE_OM_APPEND_ONLY			MAKE_SQLSTATE('O','M','0','0','3')
 #define ERRCODE_OM_NOT_FOUND			MAKE_SQLSTATE('O','M','0','0','4')
 #define ERRCODE_OM_IDEMPOTENCY_CONFLICT	MAKE_SQLSTATE('O','M','0','0','5')
 #define ERRCODE_OM_ALREADY_SHIPPED		MAKE_SQLSTATE('O','M','0','0','6')
-/* delivery promise (issue 4): OM020 upwards */
+#define ERRCODE_OM_WRONG_STATUS			MAKE_SQLSTATE('O','M','0','1','0')
+#define ERRCODE_OM_NOT_ENOUGH_STOCK		MAKE_SQLSTATE('O','M','0','1','4')
 #define ERRCODE_OM_NO_WORKING_DAY		MAKE_SQLSTATE('O','M','0','2','0')
 #define ERRCODE_OM_NO_SERVICE_MEETS		MAKE_SQLSTATE('O','M','0','2','1')
 #define ERRCODE_OM_INCOMPLETE_SETUP		MAKE_SQLSTATE('O','M','0','2','2')
@@ -37,6 +38,55 @@ extern char *om_reason;
 extern bool om_automated;
 extern int	om_notify_mode;
 
+/* order_mgmt.c: run work as the owner of an extension table */
+typedef struct OmSavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} OmSavedUser;
+
+extern Oid	OmRelid(const char *relname);
+extern void OmBecomeOwner(Oid relid, OmSavedUser *saved);
+extern void OmRestoreUser(const OmSavedUser *saved);
+extern void OmRequireArgs(FunctionCallInfo fcinfo, const char *const *names, int n);
+extern const char *OmCurrentActor(void);
+extern const char *OmDbRole(void);
+extern char *OmDateText(int32 day);
+
+/* cache.c: per-backend caches of tables (see the file header for the rules) */
+#define OM_CACHE_TABLES 8
+
+typedef struct OmCache
+{
+	const char *name;
+	int			ntables;
+	const char *tables[OM_CACHE_TABLES];	/* what it is built from; [0] owns it */
+	Oid			relids[OM_CACHE_TABLES];
+	uint64		invalidations;	/* counted by the relcache callback */
+	uint64		loaded_at;		/* invalidations when the version was read */
+	void	   *data;			/* the published version */
+	MemoryContext cxt;			/* its memory */
+	bool		registered;
+} OmCache;
+
+extern void OmCacheInit(void);
+extern bool OmCacheValid(OmCache *c);
+extern void *OmCacheRebuild(OmCache *c, void *(*load) (MemoryContext cxt));
+extern void OmLoadQuery(const char *sql);
+extern char *OmLoadText(uint64 r, int i);
+extern Datum OmLoadDatum(uint64 r, int i, bool *isnull);
+
+/* Hash keys of up to three strings of any length (cache.c). */
+#define OM_KEY_PARTS 3
+typedef struct OmKey
+{
+	const char *s[OM_KEY_PARTS];
+} OmKey;
+
+extern HTAB *OmKeyTable(const char *name, Size entrysize, long nelem);
+extern void *OmKeyFind(HTAB *t, const char *a, const char *b, const char *c);
+extern void *OmKeyEnter(HTAB *t, const char *a, const char *b, const char *c, bool *found);
+
 /* One row for the events table; NULL pointers become SQL NULLs. */
 typedef struct OmEvent
 {
@@ -53,47 +103,8 @@ typedef struct OmEvent
 /* events.c */
 extern int64 EmitEvent(const OmEvent *ev);
 
-/* order_mgmt.c: run catalog work as the owner of an extension table */
-typedef struct OmSavedUser
-{
-	Oid			userid;
-	int			sec_context;
-} OmSavedUser;
-
-/* A per-backend cache: its memory and its relcache callback (order_mgmt.c) */
-typedef struct OmCache
-{
-	const char *name;
-	RelcacheCallbackFunction callback;
-	MemoryContext cxt;
-	bool		registered;
-} OmCache;
-
-extern MemoryContext OmCacheReset(OmCache *cache);
-extern Oid	OmRelid(const char *relname);
-extern void OmBecomeOwner(Oid relid, OmSavedUser *saved);
-extern void OmRestoreUser(const OmSavedUser *saved);
-
-/* calendar.c: business calendars, cached per backend */
-#define OM_ID_LEN 64			/* ids of reference data are shorter (CHECKs) */
-#define OM_SCAN_LIMIT 3660		/* days scanned at most for one working day */
-
-typedef struct OmCalendar
-{
-	char		id[OM_ID_LEN];	/* hash key */
-	uint8		workmask;		/* bit (ISO weekday - 1) set: working */
-	bool		any_working;	/* some weekday or exception works */
-	int			nexc;			/* exceptions, sorted by day */
-	DateADT    *exc_day;
-	bool	   *exc_working;
-} OmCalendar;
-
-extern uint64 OmCalendarGeneration(void);
-extern OmCalendar *OmFindCalendar(const char *id);
-extern OmCalendar *OmLookupCalendar(const char *id);
-extern bool OmIsBusinessDay(const OmCalendar *cal, DateADT day);
-extern DateADT OmRollForward(const OmCalendar *cal, DateADT day);
-extern DateADT OmAddBusinessDays(const OmCalendar *cal, DateADT day, int n);
-extern bool OmTextToId(text *t, char *buf);
+/* lifecycle.c: the graphs and what each status means (statuses.class) */
+extern const char *OmStatusClass(const char *entity, const char *status);
+extern void OmCheckNothingDispatched(int64 order_id);
 
 #endif							/* ORDER_MGMT_H */

@@ -1,9 +1,9 @@
 /*
  * order_promise.c
- *		The promise of an order as it stands: each open line starts from its
- *		warehouse at placed_at (or its ready_at), the order arrives with its
- *		latest line.  estimate_order_delivery, and the trigger that stores
- *		the promise when an order is confirmed.
+ *		The promise of orders and shipments as they stand: each open line
+ *		starts from its warehouse at placed_at (or its ready_at), the order
+ *		arrives with its latest line.  estimate_order_delivery, the triggers
+ *		that store the promise on orders and shipments, and choose_service.
  */
 #include "postgres.h"
 
@@ -16,7 +16,8 @@
 
 #include "promise.h"
 
-typedef struct OmOrderInfo
+/* What the estimate of an order needs from its row. */
+typedef struct OrderInfo
 {
 	int64		order_id;
 	char	   *warehouse_id;	/* NULL when none */
@@ -26,33 +27,22 @@ typedef struct OmOrderInfo
 	TimestampTz placed_at;
 	bool		has_requested;
 	DateADT		requested;
-} OmOrderInfo;
+} OrderInfo;
 
-typedef struct OmLineStart
-{
-	OmWarehouse *w;
-	TimestampTz start;
-} OmLineStart;
-
-typedef struct OmOrderResult
+typedef struct OrderEstimate
 {
 	bool		known;
 	OmEstimate	e;
-	char		service_id[OM_ID_LEN];
-	char		note[256];
-} OmOrderResult;
-
-static SPIPlanPtr order_plan = NULL;
-static SPIPlanPtr lines_plan = NULL;
+	const char *service_id;
+	const char *note;			/* why it is unknown */
+} OrderEstimate;
 
 static SPIPlanPtr
-KeepPlan(SPIPlanPtr *slot, const char *sql)
+KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 {
-	Oid			argtypes[1] = {INT8OID};
-
 	if (*slot == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, 1, argtypes);
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -62,187 +52,203 @@ KeepPlan(SPIPlanPtr *slot, const char *sql)
 	return *slot;
 }
 
+/* Run a kept plan taking one bigint (inside SPI). */
 static void
-Unknown(OmOrderResult *r, const char *note)
+RunById(SPIPlanPtr *slot, const char *sql, int64 id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		arg = Int64GetDatum(id);
+
+	if (SPI_execute_plan(KeepPlan(slot, sql, 1, argtypes), &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not run \"%s\"", sql);
+}
+
+static bool
+Unknown(OrderEstimate *r, const char *note)
 {
 	r->known = false;
-	strlcpy(r->note, note, sizeof(r->note));
+	r->note = note;
+	return false;
+}
+
+/* Why a line cannot start (no or a broken warehouse, no ready date), or NULL. */
+static const char *
+LineProblem(const char *line_no, const char *wid, OmWarehouse *w, bool waiting, bool ready_null)
+{
+	if (wid == NULL)
+		return psprintf("line %s has no warehouse (nor has the order)", line_no);
+	if (w == NULL)
+		return psprintf("warehouse \"%s\" of line %s does not exist", wid, line_no);
+	if (OmWarehouseProblem(w))
+		return OmWarehouseProblem(w);
+	if (waiting && ready_null)
+		return psprintf("line %s is backordered and has no ready date", line_no);
+	return NULL;
 }
 
 /*
  * Where and when each open line starts: its warehouse (the order's when the
- * line names none) and placed_at, or its ready_at when later.  A
- * backordered line without ready_at makes the estimate unknown.
+ * line names none) and placed_at, or its ready_at when later.  False (and
+ * the reason in r) when a line cannot be estimated.
  */
-static OmLineStart *
-LineStarts(const OmOrderInfo *o, int *nlines, OmOrderResult *r)
+static bool
+LineStarts(OmRefData *ref, const OrderInfo *o, OmStart **starts, int *n, OrderEstimate *r)
 {
+	static SPIPlanPtr plan = NULL;
 	SPITupleTable *tab;
-	Datum		arg = Int64GetDatum(o->order_id);
-	OmLineStart *starts;
-	int			n = 0;
 
-	if (SPI_execute_plan(KeepPlan(&lines_plan,
-								  "SELECT line_no, warehouse_id, ready_at, qty_backordered FROM "
-								  OM_SCHEMA ".order_lines WHERE order_id OPERATOR(pg_catalog.=) $1"
-								  " AND qty OPERATOR(pg_catalog.>) qty_cancelled ORDER BY line_no"),
-						 &arg, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.order_lines", OM_SCHEMA);
+	RunById(&plan, "SELECT line_no, warehouse_id, ready_at, qty_backordered FROM "
+			OM_SCHEMA ".order_lines WHERE order_id OPERATOR(pg_catalog.=) $1"
+			" AND qty OPERATOR(pg_catalog.>) qty_cancelled ORDER BY line_no", o->order_id);
 	tab = SPI_tuptable;
-	starts = palloc(sizeof(OmLineStart) * (SPI_processed + 1));
-	for (uint64 i = 0; i < SPI_processed && r->known; i++)
+	*starts = palloc(sizeof(OmStart) * (SPI_processed + 1));
+	*n = (int) SPI_processed;
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = tab->vals[i];
 		bool		isnull,
 					ready_null;
-		char	   *line_no = SPI_getvalue(tup, tab->tupdesc, 1);
 		char	   *wid = SPI_getvalue(tup, tab->tupdesc, 2);
 		Datum		ready = SPI_getbinval(tup, tab->tupdesc, 3, &ready_null);
-		int32		backordered = DatumGetInt32(SPI_getbinval(tup, tab->tupdesc, 4, &isnull));
-		OmLineStart *ls = &starts[n++];
+		bool		waiting = DatumGetInt32(SPI_getbinval(tup, tab->tupdesc, 4, &isnull)) > 0;
+		OmStart    *st = &(*starts)[i];
+		const char *problem;
 
-		if (wid == NULL)
-			wid = o->warehouse_id;
-		ls->w = (wid && strlen(wid) < OM_ID_LEN) ? OmFindWarehouse(wid) : NULL;
-		if (wid == NULL)
-			Unknown(r, psprintf("line %s has no warehouse (nor has the order)", line_no));
-		else if (ls->w == NULL)
-			Unknown(r, psprintf("warehouse \"%s\" of line %s does not exist", wid, line_no));
-		else if (OmWarehouseProblem(ls->w))
-			Unknown(r, OmWarehouseProblem(ls->w));
-		else if (backordered > 0 && ready_null)
-			Unknown(r, psprintf("line %s is backordered and has no ready date", line_no));
-		ls->start = o->placed_at;
-		if (!ready_null && DatumGetTimestampTz(ready) > ls->start)
-			ls->start = DatumGetTimestampTz(ready);
+		wid = wid ? wid : o->warehouse_id;
+		st->w = wid ? OmFindWarehouse(ref, wid) : NULL;
+		problem = LineProblem(SPI_getvalue(tup, tab->tupdesc, 1), wid, st->w, waiting,
+							  ready_null);
+		if (problem)
+			return Unknown(r, problem);
+		st->start = o->placed_at;
+		if (!ready_null && DatumGetTimestampTz(ready) > st->start)
+			st->start = DatumGetTimestampTz(ready);
 	}
-	*nlines = n;
-	return starts;
+	return true;
 }
 
-/* The order estimate for one service: the latest line, in full. */
+/* No open line: the order's own warehouse, from placed_at. */
+static bool
+OrderStart(OmRefData *ref, const OrderInfo *o, OmStart *st, OrderEstimate *r)
+{
+	st->w = o->warehouse_id ? OmFindWarehouse(ref, o->warehouse_id) : NULL;
+	st->start = o->placed_at;
+	if (st->w == NULL)
+		return Unknown(r, "the order has no open line and no warehouse");
+	if (OmWarehouseProblem(st->w))
+		return Unknown(r, OmWarehouseProblem(st->w));
+	return true;
+}
+
+/* The current estimate of an order (inside SPI). */
 static void
-EstimateLines(const OmService *s, const OmLineStart *lines, int n, const char *dest,
-			  OmEstimate *out)
+EstimateOrder(const OrderInfo *o, OrderEstimate *r)
 {
-	for (int i = 0; i < n; i++)
-	{
-		OmEstimate	e;
-
-		OmEstimateCore(lines[i].w, s, dest, lines[i].start, &e);
-		if (i == 0)
-		{
-			*out = e;
-			continue;
-		}
-		out->ship_earliest = Max(out->ship_earliest, e.ship_earliest);
-		out->ship_latest = Max(out->ship_latest, e.ship_latest);
-		out->delivery_earliest = Max(out->delivery_earliest, e.delivery_earliest);
-		out->delivery_latest = Max(out->delivery_latest, e.delivery_latest);
-		out->cost = Max(out->cost, e.cost);
-	}
-}
-
-/*
- * The default service of an order without one: the cheapest active service
- * whose latest delivery meets requested_delivery; when none does (or none
- * was requested), the cheapest overall... see README "Delivery promise".
- */
-static OmService *
-DefaultService(const OmOrderInfo *o, const OmLineStart *lines, int n, const char *dest,
-			   OmEstimate *best)
-{
-	OmService  *found = NULL;
-	int			nservices;
-	OmService **service_list = OmServiceList(&nservices);
-
-	for (int pass = 0; pass < 2 && found == NULL; pass++)
-	{
-		/* pass 0: cheapest meeting the request; pass 1: fastest */
-		bool		deadline = pass == 0 && o->has_requested;
-		OmStrategy	strategy = (pass == 0) ? OM_CHEAPEST : OM_FASTEST;
-
-		for (int i = 0; i < nservices; i++)
-		{
-			OmService  *s = service_list[i];
-			OmEstimate	e;
-
-			if (!s->active)
-				continue;
-			EstimateLines(s, lines, n, dest, &e);
-			if (deadline && e.delivery_latest > o->requested)
-				continue;
-			if (found == NULL || OmBetter(&e, best, strategy))
-			{
-				found = s;
-				*best = e;
-			}
-		}
-	}
-	return found;
-}
-
-/* The current estimate of an order; run inside SPI, caches current. */
-static void
-EstimateOrder(const OmOrderInfo *o, OmOrderResult *r)
-{
-	OmLineStart *lines;
+	OmRefData  *ref = OmRefDataGet();
+	OmStart    *starts;
 	int			n;
 	const char *dest;
-	char		country[3],
-				postal[OM_ID_LEN];
-	OmService  *s = NULL;
+	OmService  *s;
 
 	memset(r, 0, sizeof(*r));
 	r->known = true;
-	lines = LineStarts(o, &n, r);
-	if (!r->known)
+	if (!LineStarts(ref, o, &starts, &n, r))
 		return;
 	if (n == 0)
 	{
-		/* no open line: the order's own warehouse, from placed_at */
-		OmWarehouse *w = o->warehouse_id && strlen(o->warehouse_id) < OM_ID_LEN ?
-			OmFindWarehouse(o->warehouse_id) : NULL;
-
-		if (w == NULL || OmWarehouseProblem(w))
-		{
-			Unknown(r, w ? OmWarehouseProblem(w) : "the order has no open line and no warehouse");
+		if (!OrderStart(ref, o, &starts[0], r))
 			return;
-		}
-		lines[0].w = w;
-		lines[0].start = o->placed_at;
 		n = 1;
 	}
-	OmNormalizeDestination(o->country, strlen(o->country), o->postal,
-						 o->postal ? strlen(o->postal) : 0, country, postal);
-	dest = OmDestZone(country, postal);
+	dest = OmDestination(ref, o->country, strlen(o->country), o->postal,
+						 o->postal ? strlen(o->postal) : 0);
 	if (o->service_id != NULL)
 	{
-		s = strlen(o->service_id) < OM_ID_LEN ? OmFindService(o->service_id) : NULL;
+		s = OmFindService(ref, o->service_id);
 		if (s == NULL)
 		{
 			Unknown(r, psprintf("service \"%s\" does not exist", o->service_id));
 			return;
 		}
-		EstimateLines(s, lines, n, dest, &r->e);
+		OmEstimateStarts(ref, s, starts, n, dest, &r->e);
 	}
-	else if ((s = DefaultService(o, lines, n, dest, &r->e)) == NULL)
+	else if ((s = OmDefaultService(ref, starts, n, dest, o->has_requested, o->requested,
+								   &r->e)) == NULL)
 	{
 		Unknown(r, "no active service exists");
 		return;
 	}
-	strlcpy(r->service_id, s->id, OM_ID_LEN);
+	r->service_id = OM_ID(s);
+}
+
+/* Text, binary value and null test of a named column of a tuple. */
+static int
+Att(TupleDesc desc, const char *col)
+{
+	int			att = SPI_fnumber(desc, col);
+
+	if (att <= 0)
+		elog(ERROR, "order_mgmt: column \"%s\" not found", col);
+	return att;
+}
+
+static char *
+ColText(HeapTuple tup, TupleDesc desc, const char *col)
+{
+	return SPI_getvalue(tup, desc, Att(desc, col));
+}
+
+static Datum
+ColBin(HeapTuple tup, TupleDesc desc, const char *col, bool *isnull)
+{
+	return SPI_getbinval(tup, desc, Att(desc, col), isnull);
 }
 
 static void
-ResultDatums(const OmOrderResult *r, Datum *extra, bool *nulls)
+ReadOrder(HeapTuple tup, TupleDesc desc, OrderInfo *o)
 {
-	extra[0] = BoolGetDatum(r->known);
-	nulls[0] = false;
-	extra[1] = r->known ? CStringGetTextDatum(r->service_id) : (Datum) 0;
-	nulls[1] = !r->known;
-	extra[2] = r->known ? (Datum) 0 : CStringGetTextDatum(r->note);
-	nulls[2] = r->known;
+	bool		isnull;
+
+	memset(o, 0, sizeof(*o));
+	o->order_id = DatumGetInt64(ColBin(tup, desc, "order_id", &isnull));
+	o->warehouse_id = ColText(tup, desc, "warehouse_id");
+	o->service_id = ColText(tup, desc, "service_id");
+	o->country = ColText(tup, desc, "ship_to_country");
+	o->postal = ColText(tup, desc, "ship_to_postal");
+	o->placed_at = DatumGetTimestampTz(ColBin(tup, desc, "placed_at", &isnull));
+	o->requested = DatumGetDateADT(ColBin(tup, desc, "requested_delivery", &isnull));
+	o->has_requested = !isnull;
+}
+
+/* Read an order as the owner of the tables (inside SPI); OM004 when absent. */
+static void
+FetchOrder(int64 order_id, OrderInfo *o)
+{
+	static SPIPlanPtr plan = NULL;
+
+	RunById(&plan, "SELECT order_id, warehouse_id, service_id, ship_to_country, ship_to_postal,"
+			" placed_at, requested_delivery FROM " OM_SCHEMA ".orders"
+			" WHERE order_id OPERATOR(pg_catalog.=) $1", order_id);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OM_NOT_FOUND),
+				 errmsg("order %lld does not exist", (long long) order_id)));
+	ReadOrder(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, o);
+}
+
+static void
+ConnectAsOwner(OmSavedUser *saved)
+{
+	OmBecomeOwner(OmRelid("orders"), saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+Disconnect(const OmSavedUser *saved)
+{
+	SPI_finish();
+	OmRestoreUser(saved);
 }
 
 /*
@@ -255,134 +261,264 @@ PG_FUNCTION_INFO_V1(estimate_order_delivery);
 Datum
 estimate_order_delivery(PG_FUNCTION_ARGS)
 {
-	Datum		arg;
+	static const char *const names[] = {"order_id"};
 	OmSavedUser saved;
-	OmOrderInfo o;
-	OmOrderResult r;
-	SPITupleTable *tab;
-	bool		isnull;
+	OrderInfo	o;
+	OrderEstimate r;
 	Datum		extra[3];
 	bool		extra_nulls[3];
 
-	OmRequireArg(fcinfo, 0, "estimate_order_delivery", "order_id");
-	memset(&o, 0, sizeof(o));
-	o.order_id = PG_GETARG_INT64(0);
-	arg = Int64GetDatum(o.order_id);
-	OmEnsurePromiseData();
-	OmBecomeOwner(OmRelid("orders"), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_plan(KeepPlan(&order_plan,
-								  "SELECT warehouse_id, service_id, ship_to_country::pg_catalog.text,"
-								  " ship_to_postal, placed_at, requested_delivery FROM "
-								  OM_SCHEMA ".orders WHERE order_id OPERATOR(pg_catalog.=) $1"),
-						 &arg, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.orders", OM_SCHEMA);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OM_NOT_FOUND),
-				 errmsg("order %lld does not exist", (long long) o.order_id)));
-	tab = SPI_tuptable;
-	o.warehouse_id = SPI_getvalue(tab->vals[0], tab->tupdesc, 1);
-	o.service_id = SPI_getvalue(tab->vals[0], tab->tupdesc, 2);
-	o.country = SPI_getvalue(tab->vals[0], tab->tupdesc, 3);
-	o.postal = SPI_getvalue(tab->vals[0], tab->tupdesc, 4);
-	o.placed_at = DatumGetTimestampTz(SPI_getbinval(tab->vals[0], tab->tupdesc, 5, &isnull));
-	o.requested = DatumGetDateADT(SPI_getbinval(tab->vals[0], tab->tupdesc, 6, &isnull));
-	o.has_requested = !isnull;
+	MemoryContext caller = CurrentMemoryContext;
+
+	OmRequireArgs(fcinfo, names, 1);
+	ConnectAsOwner(&saved);
+	FetchOrder(PG_GETARG_INT64(0), &o);
 	EstimateOrder(&o, &r);
-	SPI_finish();
-	OmRestoreUser(&saved);
-	ResultDatums(&r, extra, extra_nulls);
+	if (r.note)
+		r.note = MemoryContextStrdup(caller, r.note);	/* SPI's memory goes next */
+	Disconnect(&saved);
+	extra[0] = BoolGetDatum(r.known);
+	extra[1] = r.known ? CStringGetTextDatum(r.service_id) : (Datum) 0;
+	extra[2] = r.known ? (Datum) 0 : CStringGetTextDatum(r.note);
+	extra_nulls[0] = false;
+	extra_nulls[1] = !r.known;
+	extra_nulls[2] = r.known;
 	return OmEstimateDatum(fcinfo, &r.e, 7, extra, extra_nulls, r.known);
 }
 
-/* Text value of a named column of a trigger tuple, or NULL. */
-static char *
-TupleText(HeapTuple tup, TupleDesc desc, const char *col)
+static void
+CheckRowTrigger(FunctionCallInfo fcinfo, const char *name, bool insert)
 {
-	int			att = SPI_fnumber(desc, col);
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
-	if (att <= 0)
-		elog(ERROR, "order_mgmt promise trigger: column \"%s\" not found", col);
-	return SPI_getvalue(tup, desc, att);
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		(insert ? !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) :
+		 !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		elog(ERROR, "%s must be fired BEFORE %s FOR EACH ROW", name, insert ? "INSERT" : "UPDATE");
 }
 
-static Datum
-TupleBin(HeapTuple tup, TupleDesc desc, const char *col, bool *isnull)
+/* Are the named date columns of tup all null? */
+static bool
+AllNull(HeapTuple tup, TupleDesc desc, const char *const *cols, int n, int *atts)
 {
-	int			att = SPI_fnumber(desc, col);
+	for (int i = 0; i < n; i++)
+	{
+		atts[i] = Att(desc, cols[i]);
+		if (!heap_attisnull(tup, atts[i], desc))
+			return false;
+	}
+	return true;
+}
 
-	if (att <= 0)
-		elog(ERROR, "order_mgmt promise trigger: column \"%s\" not found", col);
-	return SPI_getbinval(tup, desc, att, isnull);
+/* Set the date columns atts of tup to the four dates of e (or the last two). */
+static HeapTuple
+SetDates(HeapTuple tup, TupleDesc desc, int *atts, int n, const OmEstimate *e)
+{
+	DateADT		dates[4] = {e->ship_earliest, e->ship_latest, e->delivery_earliest,
+	e->delivery_latest};
+	Datum		values[4];
+	bool		nulls[4] = {0};
+
+	for (int i = 0; i < n; i++)
+		values[i] = DateADTGetDatum(dates[4 - n + i]);
+	return heap_modify_tuple_by_cols(tup, desc, n, atts, values, nulls);
+}
+
+/* Does the order enter the open class (confirmed, processing) now? */
+static bool
+BecomesOpen(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
+{
+	char	   *from = ColText(oldtup, desc, "status");
+	char	   *to = ColText(newtup, desc, "status");
+	const char *to_class = to ? OmStatusClass("order", to) : NULL;
+	const char *from_class = from ? OmStatusClass("order", from) : NULL;
+
+	if (to_class == NULL || strcmp(to_class, "open") != 0)
+		return false;
+	return from_class == NULL || strcmp(from_class, "open") != 0;
 }
 
 /*
- * promise_trigger: BEFORE UPDATE FOR EACH ROW on orders, after the
- * lifecycle trigger.  When the order becomes confirmed and has no promise
- * yet, stores its current estimate as the promise (nothing when unknown).
+ * promise_trigger: BEFORE UPDATE OF status FOR EACH ROW on orders, after the
+ * lifecycle trigger.  When the order enters the open class (is confirmed)
+ * and has no promise yet, its current estimate becomes the promise
+ * (nothing when the estimate is unknown).
  */
 PG_FUNCTION_INFO_V1(promise_trigger);
 Datum
 promise_trigger(PG_FUNCTION_ARGS)
 {
+	static const char *const cols[4] = {"promised_ship_earliest", "promised_ship_latest",
+	"promised_delivery_earliest", "promised_delivery_latest"};
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
 	HeapTuple	newtup;
-	char	   *from,
-			   *to;
-	const char *cols[4] = {"promised_ship_earliest", "promised_ship_latest",
-	"promised_delivery_earliest", "promised_delivery_latest"};
 	int			atts[4];
-	Datum		values[4];
-	bool		nulls[4] = {0};
-	OmOrderInfo o;
-	OmOrderResult r;
+	OrderInfo	o;
+	OrderEstimate r;
 	OmSavedUser saved;
-	bool		isnull;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "promise_trigger: not called by trigger manager");
-	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event)
-		|| !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		elog(ERROR, "promise_trigger: must be fired BEFORE UPDATE FOR EACH ROW");
+	CheckRowTrigger(fcinfo, "promise_trigger", false);
 	desc = RelationGetDescr(trigdata->tg_relation);
 	newtup = trigdata->tg_newtuple;
-	from = TupleText(trigdata->tg_trigtuple, desc, "status");
-	to = TupleText(newtup, desc, "status");
-	if (to == NULL || strcmp(to, "confirmed") != 0 || (from && strcmp(from, "confirmed") == 0))
-		return PointerGetDatum(newtup);
-	for (int i = 0; i < 4; i++)
-	{
-		atts[i] = SPI_fnumber(desc, cols[i]);
-		if (atts[i] <= 0 || !heap_attisnull(newtup, atts[i], desc))
-			return PointerGetDatum(newtup);	/* a promise is kept as given */
-	}
-
-	memset(&o, 0, sizeof(o));
-	o.order_id = DatumGetInt64(TupleBin(newtup, desc, "order_id", &isnull));
-	o.warehouse_id = TupleText(newtup, desc, "warehouse_id");
-	o.service_id = TupleText(newtup, desc, "service_id");
-	o.country = TupleText(newtup, desc, "ship_to_country");
-	o.postal = TupleText(newtup, desc, "ship_to_postal");
-	o.placed_at = DatumGetTimestampTz(TupleBin(newtup, desc, "placed_at", &isnull));
-	o.requested = DatumGetDateADT(TupleBin(newtup, desc, "requested_delivery", &isnull));
-	o.has_requested = !isnull;
-
-	OmEnsurePromiseData();
-	OmBecomeOwner(RelationGetRelid(trigdata->tg_relation), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	if (!BecomesOpen(trigdata->tg_trigtuple, newtup, desc) || !AllNull(newtup, desc, cols, 4, atts))
+		return PointerGetDatum(newtup); /* a promise is kept as given */
+	ReadOrder(newtup, desc, &o);
+	ConnectAsOwner(&saved);
 	EstimateOrder(&o, &r);
-	SPI_finish();
-	OmRestoreUser(&saved);
+	Disconnect(&saved);
 	if (!r.known)
 		return PointerGetDatum(newtup);
-	values[0] = DateADTGetDatum(r.e.ship_earliest);
-	values[1] = DateADTGetDatum(r.e.ship_latest);
-	values[2] = DateADTGetDatum(r.e.delivery_earliest);
-	values[3] = DateADTGetDatum(r.e.delivery_latest);
-	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 4, atts, values, nulls));
+	return PointerGetDatum(SetDates(newtup, desc, atts, 4, &r.e));
 }
 
+/*
+ * shipment_promise_trigger: BEFORE INSERT FOR EACH ROW on shipments.  A new
+ * shipment takes the order's promised delivery window (unless given) and
+ * its own estimate (unless given): from its warehouse, starting at the later
+ * of placed_at and its created_at, with its service, else the order's, else
+ * the default service for its promise.  Nothing is filled when the estimate
+ * cannot be made (no warehouse calendar, unknown service).
+ */
+PG_FUNCTION_INFO_V1(shipment_promise_trigger);
+Datum
+shipment_promise_trigger(PG_FUNCTION_ARGS)
+{
+	static const char *const promised[2] = {"promised_delivery_earliest", "promised_delivery_latest"};
+	static const char *const estimated[2] = {"estimated_delivery_earliest",
+	"estimated_delivery_latest"};
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	int			patts[2],
+				eatts[2];
+	bool		isnull;
+	OmSavedUser saved;
+	HeapTuple	order;
+	TupleDesc	odesc;
+	OrderInfo	o;
+	OmRefData  *ref;
+	OmStart		st;
+	OmService  *s;
+	char	   *svc;
+	OmEstimate	e;
+
+	CheckRowTrigger(fcinfo, "shipment_promise_trigger", true);
+	desc = RelationGetDescr(trigdata->tg_relation);
+	tup = trigdata->tg_trigtuple;
+	ConnectAsOwner(&saved);
+	{
+		static SPIPlanPtr plan = NULL;
+
+		RunById(&plan, "SELECT order_id, warehouse_id, service_id, ship_to_country,"
+				" ship_to_postal, placed_at, requested_delivery, promised_delivery_earliest,"
+				" promised_delivery_latest FROM " OM_SCHEMA ".orders"
+				" WHERE order_id OPERATOR(pg_catalog.=) $1",
+				DatumGetInt64(ColBin(tup, desc, "order_id", &isnull)));
+	}
+	if (SPI_processed == 0)
+	{
+		Disconnect(&saved);
+		return PointerGetDatum(tup);	/* the foreign key reports it */
+	}
+	order = SPI_tuptable->vals[0];
+	odesc = SPI_tuptable->tupdesc;
+	ReadOrder(order, odesc, &o);
+	if (AllNull(tup, desc, promised, 2, patts))
+	{
+		Datum		values[2];
+		bool		nulls[2];
+
+		values[0] = ColBin(order, odesc, "promised_delivery_earliest", &nulls[0]);
+		values[1] = ColBin(order, odesc, "promised_delivery_latest", &nulls[1]);
+		tup = heap_modify_tuple_by_cols(tup, desc, 2, patts, values, nulls);
+	}
+	ref = OmRefDataGet();
+	st.w = OmFindWarehouse(ref, ColText(tup, desc, "warehouse_id"));
+	st.start = Max(o.placed_at, DatumGetTimestampTz(ColBin(tup, desc, "created_at", &isnull)));
+	svc = ColText(tup, desc, "service_id");
+	svc = svc ? svc : o.service_id;
+	if (AllNull(tup, desc, estimated, 2, eatts) && st.w != NULL && !OmWarehouseProblem(st.w))
+	{
+		const char *dest = OmDestination(ref, o.country, strlen(o.country), o.postal,
+										 o.postal ? strlen(o.postal) : 0);
+		Datum		deadline = ColBin(tup, desc, "promised_delivery_latest", &isnull);
+
+		s = svc ? OmFindService(ref, svc) :
+			OmDefaultService(ref, &st, 1, dest, !isnull, DatumGetDateADT(deadline), &e);
+		if (s != NULL)
+		{
+			OmEstimateStarts(ref, s, &st, 1, dest, &e);
+			tup = SetDates(tup, desc, eatts, 2, &e);
+		}
+	}
+	if (tup != trigdata->tg_trigtuple)
+		tup = SPI_copytuple(tup);	/* into the caller's memory: SPI's goes next */
+	Disconnect(&saved);
+	return PointerGetDatum(tup);
+}
+
+/*
+ * choose_service(shipment_id, strategy, as_of) -> service_id: the best
+ * service (cheapest or fastest) whose latest delivery meets the shipment's
+ * promise (else the order's; no deadline when neither is set), handling
+ * from as_of (default now, never before placed_at).  OM021 when none can.
+ */
+PG_FUNCTION_INFO_V1(choose_service);
+Datum
+choose_service(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"shipment_id", "strategy"};
+	static SPIPlanPtr plan = NULL;
+	OmSavedUser saved;
+	OmStrategy	strategy;
+	OmRefData  *ref;
+	HeapTuple	row;
+	TupleDesc	desc;
+	OrderInfo	o;
+	OmStart		st;
+	OmService  *s;
+	OmEstimate	e;
+	bool		no_deadline;
+	Datum		deadline;
+	int64		shipment_id;
+	const char *dest;
+
+	OmRequireArgs(fcinfo, names, 2);
+	shipment_id = PG_GETARG_INT64(0);
+	strategy = OmStrategyArg(PG_GETARG_TEXT_PP(1));
+	ConnectAsOwner(&saved);
+	RunById(&plan, "SELECT o.order_id, sh.warehouse_id AS shipment_warehouse, o.warehouse_id,"
+			" o.service_id, o.ship_to_country, o.ship_to_postal, o.placed_at,"
+			" o.requested_delivery, coalesce(sh.promised_delivery_latest,"
+			" o.promised_delivery_latest) AS deliver_by FROM " OM_SCHEMA ".shipments sh JOIN "
+			OM_SCHEMA ".orders o USING (order_id) WHERE sh.shipment_id OPERATOR(pg_catalog.=) $1",
+			shipment_id);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OM_NOT_FOUND),
+				 errmsg("shipment %lld does not exist", (long long) shipment_id)));
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	ReadOrder(row, desc, &o);
+	ref = OmRefDataGet();
+	st.w = OmWarehouseArg(ref, cstring_to_text(ColText(row, desc, "shipment_warehouse")));
+	st.start = PG_ARGISNULL(2) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(2);
+	st.start = Max(st.start, o.placed_at);
+	deadline = ColBin(row, desc, "deliver_by", &no_deadline);
+	dest = OmDestination(ref, o.country, strlen(o.country), o.postal,
+						 o.postal ? strlen(o.postal) : 0);
+	s = OmBestService(ref, &st, 1, dest, !no_deadline, DatumGetDateADT(deadline), strategy, &e);
+	if (s == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OM_NO_SERVICE_MEETS),
+				 errmsg("no service can deliver shipment %lld by %s", (long long) shipment_id,
+						no_deadline ? "any date" : OmDateText(DatumGetDateADT(deadline))),
+				 errdetail("Warehouse \"%s\", destination %s %s, handling from %s.", OM_ID(st.w),
+						   o.country, o.postal ? o.postal : "",
+						   timestamptz_to_str(st.start)),
+				 errhint("Add a faster service or lane, or renegotiate the promise.")));
+	Disconnect(&saved);
+	PG_RETURN_TEXT_P(cstring_to_text(OM_ID(s)));
+}

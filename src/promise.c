@@ -3,8 +3,9 @@
  *		The delivery promise rules (SPEC.md section 5) for one warehouse,
  *		service and start: order time -> warehouse local time by zone name,
  *		cut-off, handling on the warehouse calendar, pickup, transit on the
- *		service's (or lane's) terms, delivery day.  estimate_delivery,
- *		best_service and valid_time_zone.
+ *		service's (or lane's) terms, delivery day; the choice of a service
+ *		(the one home of that rule, for orders, shipments and
+ *		choose_service); estimate_delivery and best_service.
  */
 #include "postgres.h"
 
@@ -36,11 +37,11 @@ OrderDay(TimestampTz ts, const OmWarehouse *w)
 }
 
 /* The rules of SPEC.md section 5 for one warehouse, service and start. */
-void
-OmEstimateCore(const OmWarehouse *w, const OmService *s, const char *dest,
+static void
+EstimateCore(OmRefData *ref, const OmWarehouse *w, const OmService *s, const char *dest,
 			 TimestampTz start, OmEstimate *e)
 {
-	OmLane	   *lane = OmFindLane(s, w, dest);
+	OmLane	   *lane = OmFindLane(ref, s, w, dest);
 	int			tmin = lane ? lane->transit_min : s->transit_min;
 	int			tmax = lane ? lane->transit_max : s->transit_max;
 	DateADT		day = OmRollForward(w->cal, OrderDay(start, w));
@@ -59,9 +60,35 @@ OmEstimateCore(const OmWarehouse *w, const OmService *s, const char *dest,
 	e->cost = (lane && lane->has_cost) ? lane->cost : s->cost;
 }
 
+/*
+ * The estimate of several starts (the lines of an order) with one service:
+ * everything arrives with the latest line; the cost is the highest.
+ */
+void
+OmEstimateStarts(OmRefData *ref, const OmService *s, const OmStart *starts, int n,
+				 const char *dest, OmEstimate *out)
+{
+	for (int i = 0; i < n; i++)
+	{
+		OmEstimate	e;
+
+		EstimateCore(ref, starts[i].w, s, dest, starts[i].start, &e);
+		if (i == 0)
+		{
+			*out = e;
+			continue;
+		}
+		out->ship_earliest = Max(out->ship_earliest, e.ship_earliest);
+		out->ship_latest = Max(out->ship_latest, e.ship_latest);
+		out->delivery_earliest = Max(out->delivery_earliest, e.delivery_earliest);
+		out->delivery_latest = Max(out->delivery_latest, e.delivery_latest);
+		out->cost = Max(out->cost, e.cost);
+	}
+}
+
 /* Is a better than b under the strategy (ties: the earlier service id)? */
-bool
-OmBetter(const OmEstimate *a, const OmEstimate *b, OmStrategy strategy)
+static bool
+Better(const OmEstimate *a, const OmEstimate *b, OmStrategy strategy)
 {
 	if (strategy == OM_CHEAPEST && a->cost != b->cost)
 		return a->cost < b->cost;
@@ -74,8 +101,55 @@ OmBetter(const OmEstimate *a, const OmEstimate *b, OmStrategy strategy)
 	return false;
 }
 
-static OmStrategy
-StrategyArg(text *t)
+/*
+ * The best active service for the starts and destination whose latest
+ * delivery is on or before the deadline (when there is one); NULL if none.
+ * 'cheapest': lowest cost, then earlier latest delivery, then id;
+ * 'fastest': earliest latest delivery, then cost, then id.
+ */
+OmService *
+OmBestService(OmRefData *ref, const OmStart *starts, int n, const char *dest,
+			  bool has_deadline, DateADT deadline, OmStrategy strategy, OmEstimate *best)
+{
+	OmService  *found = NULL;
+
+	for (int i = 0; i < ref->nservices; i++)
+	{
+		OmService  *s = ref->services_by_id[i];
+		OmEstimate	e;
+
+		if (!s->active)
+			continue;
+		OmEstimateStarts(ref, s, starts, n, dest, &e);
+		if (has_deadline && e.delivery_latest > deadline)
+			continue;
+		if (found == NULL || Better(&e, best, strategy))
+		{
+			found = s;
+			*best = e;
+		}
+	}
+	return found;
+}
+
+/*
+ * The default service when none is named: the cheapest that meets the
+ * deadline (or the cheapest when there is none), else the fastest.  Orders
+ * use it with requested_delivery, new shipments with their promise.
+ */
+OmService *
+OmDefaultService(OmRefData *ref, const OmStart *starts, int n, const char *dest,
+				 bool has_deadline, DateADT deadline, OmEstimate *best)
+{
+	OmService  *s = OmBestService(ref, starts, n, dest, has_deadline, deadline, OM_CHEAPEST, best);
+
+	if (s == NULL && has_deadline)
+		s = OmBestService(ref, starts, n, dest, false, 0, OM_FASTEST, best);
+	return s;
+}
+
+OmStrategy
+OmStrategyArg(text *t)
 {
 	char	   *s = text_to_cstring(t);
 
@@ -86,7 +160,7 @@ StrategyArg(text *t)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown strategy \"%s\"", s),
-			 errdetail("strategy must be cheapest or fastest.")));
+			 errdetail("The strategy is cheapest or fastest.")));
 	return OM_CHEAPEST;			/* not reached */
 }
 
@@ -109,71 +183,33 @@ ResultDesc(FunctionCallInfo fcinfo)
 	return desc;
 }
 
-void
-OmRequireArg(FunctionCallInfo fcinfo, int i, const char *fname, const char *argname)
-{
-	if (PG_ARGISNULL(i))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s: %s must not be null", fname, argname)));
-}
-
-static OmWarehouse *
-WarehouseArg(text *t)
-{
-	char		id[OM_ID_LEN];
-	OmWarehouse *w = OmTextToId(t, id) ? OmFindWarehouse(id) : NULL;
-
-	if (w == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OM_NOT_FOUND),
-				 errmsg("warehouse \"%s\" does not exist", text_to_cstring(t))));
-	OmCheckWarehouse(w);
-	return w;
-}
-
-static OmService *
-ServiceArg(text *t)
-{
-	char		id[OM_ID_LEN];
-	OmService  *s = OmTextToId(t, id) ? OmFindService(id) : NULL;
-
-	if (s == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OM_NOT_FOUND),
-				 errmsg("service \"%s\" does not exist", text_to_cstring(t))));
-	return s;
-}
-
 /* Destination zone of (country, postal_code) arguments i and i + 1. */
 static const char *
-DestinationArgs(FunctionCallInfo fcinfo, int i)
+DestinationArgs(OmRefData *ref, FunctionCallInfo fcinfo, int i)
 {
 	text	   *c = PG_GETARG_TEXT_PP(i);
 	text	   *p = PG_ARGISNULL(i + 1) ? NULL : PG_GETARG_TEXT_PP(i + 1);
-	char		country[3],
-				postal[OM_ID_LEN];
 
-	OmNormalizeDestination(VARDATA_ANY(c), VARSIZE_ANY_EXHDR(c),
-						 p ? VARDATA_ANY(p) : NULL, p ? VARSIZE_ANY_EXHDR(p) : 0,
-						 country, postal);
-	return OmDestZone(country, postal);
+	return OmDestination(ref, VARDATA_ANY(c), VARSIZE_ANY_EXHDR(c),
+						 p ? VARDATA_ANY(p) : NULL, p ? VARSIZE_ANY_EXHDR(p) : 0);
 }
 
-/* Start of handling: placed_at, or ready_at when that is later. */
-static TimestampTz
-StartArg(FunctionCallInfo fcinfo, int i)
+/* Where and when handling starts: placed_at, or ready_at when that is later. */
+static OmStart
+StartArgs(FunctionCallInfo fcinfo, OmWarehouse *w, int i)
 {
-	TimestampTz placed = PG_GETARG_TIMESTAMPTZ(i);
+	OmStart		st;
 
-	if (!PG_ARGISNULL(i + 1) && PG_GETARG_TIMESTAMPTZ(i + 1) > placed)
-		return PG_GETARG_TIMESTAMPTZ(i + 1);
-	return placed;
+	st.w = w;
+	st.start = PG_GETARG_TIMESTAMPTZ(i);
+	if (!PG_ARGISNULL(i + 1) && PG_GETARG_TIMESTAMPTZ(i + 1) > st.start)
+		st.start = PG_GETARG_TIMESTAMPTZ(i + 1);
+	return st;
 }
 
 Datum
 OmEstimateDatum(FunctionCallInfo fcinfo, const OmEstimate *e, int natts,
-			  Datum *extra, bool *extra_nulls, bool known)
+				Datum *extra, bool *extra_nulls, bool known)
 {
 	Datum		values[8];
 	bool		nulls[8] = {0};
@@ -201,50 +237,19 @@ PG_FUNCTION_INFO_V1(estimate_delivery);
 Datum
 estimate_delivery(PG_FUNCTION_ARGS)
 {
-	OmWarehouse *w;
+	static const char *const names[] = {"warehouse_id", "service_id", "country", NULL,
+	"placed_at"};
+	OmRefData  *ref;
+	OmStart		st;
 	OmService  *s;
 	OmEstimate	e;
 
-	OmRequireArg(fcinfo, 0, "estimate_delivery", "warehouse_id");
-	OmRequireArg(fcinfo, 1, "estimate_delivery", "service_id");
-	OmRequireArg(fcinfo, 2, "estimate_delivery", "country");
-	OmRequireArg(fcinfo, 4, "estimate_delivery", "placed_at");
-	OmEnsurePromiseData();
-	w = WarehouseArg(PG_GETARG_TEXT_PP(0));
-	s = ServiceArg(PG_GETARG_TEXT_PP(1));
-	OmEstimateCore(w, s, DestinationArgs(fcinfo, 2), StartArg(fcinfo, 4), &e);
+	OmRequireArgs(fcinfo, names, 5);
+	ref = OmRefDataGet();
+	st = StartArgs(fcinfo, OmWarehouseArg(ref, PG_GETARG_TEXT_PP(0)), 4);
+	s = OmServiceArg(ref, PG_GETARG_TEXT_PP(1));
+	OmEstimateStarts(ref, s, &st, 1, DestinationArgs(ref, fcinfo, 2), &e);
 	return OmEstimateDatum(fcinfo, &e, 4, NULL, NULL, true);
-}
-
-/*
- * The best active service for one warehouse, destination and start whose
- * latest delivery is on or before deliver_by (0: any); NULL when none.
- */
-static OmService *
-BestService(const OmWarehouse *w, const char *dest, TimestampTz start,
-			bool has_deadline, DateADT deliver_by, OmStrategy strategy, OmEstimate *best)
-{
-	OmService  *found = NULL;
-	int			nservices;
-	OmService **service_list = OmServiceList(&nservices);
-
-	for (int i = 0; i < nservices; i++)
-	{
-		OmService  *s = service_list[i];
-		OmEstimate	e;
-
-		if (!s->active)
-			continue;
-		OmEstimateCore(w, s, dest, start, &e);
-		if (has_deadline && e.delivery_latest > deliver_by)
-			continue;
-		if (found == NULL || OmBetter(&e, best, strategy))
-		{
-			found = s;
-			*best = e;
-		}
-	}
-	return found;
 }
 
 /*
@@ -256,36 +261,21 @@ PG_FUNCTION_INFO_V1(best_service);
 Datum
 best_service(PG_FUNCTION_ARGS)
 {
-	OmWarehouse *w;
+	static const char *const names[] = {"warehouse_id", "country", NULL, "placed_at", NULL,
+	NULL, "strategy"};
+	OmRefData  *ref;
+	OmStart		st;
 	OmService  *s;
 	OmEstimate	e;
 	OmStrategy	strategy;
 
-	OmRequireArg(fcinfo, 0, "best_service", "warehouse_id");
-	OmRequireArg(fcinfo, 1, "best_service", "country");
-	OmRequireArg(fcinfo, 3, "best_service", "placed_at");
-	OmRequireArg(fcinfo, 6, "best_service", "strategy");
-	strategy = StrategyArg(PG_GETARG_TEXT_PP(6));
-	OmEnsurePromiseData();
-	w = WarehouseArg(PG_GETARG_TEXT_PP(0));
-	s = BestService(w, DestinationArgs(fcinfo, 1), StartArg(fcinfo, 3), !PG_ARGISNULL(5),
-					PG_ARGISNULL(5) ? 0 : PG_GETARG_DATEADT(5), strategy, &e);
+	OmRequireArgs(fcinfo, names, 7);
+	strategy = OmStrategyArg(PG_GETARG_TEXT_PP(6));
+	ref = OmRefDataGet();
+	st = StartArgs(fcinfo, OmWarehouseArg(ref, PG_GETARG_TEXT_PP(0)), 3);
+	s = OmBestService(ref, &st, 1, DestinationArgs(ref, fcinfo, 1), !PG_ARGISNULL(5),
+					  PG_ARGISNULL(5) ? 0 : PG_GETARG_DATEADT(5), strategy, &e);
 	if (s == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(s->id));
+	PG_RETURN_TEXT_P(cstring_to_text(OM_ID(s)));
 }
-
-/* valid_time_zone(tz text) -> bool: does PostgreSQL know this zone name? */
-PG_FUNCTION_INFO_V1(valid_time_zone);
-Datum
-valid_time_zone(PG_FUNCTION_ARGS)
-{
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	pg_tz	   *tz;
-
-	if (name[0] == '\0' || strlen(name) >= OM_ID_LEN)
-		PG_RETURN_BOOL(false);
-	tz = pg_tzset(name);
-	PG_RETURN_BOOL(tz != NULL && pg_tz_acceptable(tz));
-}
-

@@ -1,192 +1,34 @@
 /*
  * reference.c
- *		Reference data of the delivery promise, cached per backend:
- *		warehouses, services, lanes and destination zone rules, next to the
- *		calendars of calendar.c, so an estimate runs no SQL.
- *
- * A statement trigger on each table sends a relcache invalidation; our
- * callback only marks the cache stale, and it is also rebuilt when the
- * calendar cache was (its pointers point into that cache).
+ *		The reference data of the delivery promise as one cache (cache.c):
+ *		calendars with their exceptions, warehouses, services, lanes and
+ *		destination zone rules, loaded together so an estimate runs no SQL
+ *		and every pointer between them belongs to the same version.  Also
+ *		what a zone name may be (valid_time_zone).
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
+#include "utils/formatting.h"
+#include "utils/memutils.h"
 
 #include "promise.h"
 
-typedef struct OmZoneKey
-{
-	char		country[4];
-	char		prefix[OM_ID_LEN];
-} OmZoneKey;
-
 typedef struct OmZoneRule
 {
-	OmZoneKey	key;
-	char		zone[OM_ID_LEN];
+	OmKey		key;			/* country, postal prefix */
+	char	   *zone;
 } OmZoneRule;
 
-#define NCOUNTRY (26 * 26)
-
-static HTAB *warehouses = NULL;
-static HTAB *services = NULL;
-static HTAB *lanes = NULL;
-static HTAB *zone_rules = NULL;
-static OmService **service_list = NULL;	/* sorted by id */
-static int	nservices = 0;
-static int	zone_maxlen[NCOUNTRY];	/* -1: no rule for the country */
-static MemoryContext promise_cxt = NULL;
-static bool promise_valid = false;
-static uint64 promise_calendar_generation = 0;
-static Oid	promise_relids[4];
-
-/* Relcache callback: mark the cache stale; never reload here. */
-static void
-PromiseInvalidate(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid)
-		promise_valid = false;
-	for (int i = 0; i < (int) lengthof(promise_relids); i++)
-		if (relid == promise_relids[i])
-			promise_valid = false;
-}
-
-static OmCache promise_cache = {"order_mgmt promise data", PromiseInvalidate};
-
-static HTAB *
-MakeHash(const char *name, Size keysize, Size entrysize, bool strings)
-{
-	HASHCTL		ctl;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = keysize;
-	ctl.entrysize = entrysize;
-	ctl.hcxt = promise_cxt;
-	return hash_create(name, 64, &ctl,
-					   HASH_ELEM | HASH_CONTEXT | (strings ? HASH_STRINGS : HASH_BLOBS));
-}
-
-/* Text column i of an SPI row into buf ("" when null or too long). */
-static void
-GetId(HeapTuple tup, TupleDesc desc, int i, char *buf)
-{
-	char	   *s = SPI_getvalue(tup, desc, i);
-
-	buf[0] = '\0';
-	if (s != NULL && strlen(s) < OM_ID_LEN)
-		strlcpy(buf, s, OM_ID_LEN);
-}
-
-static Datum
-GetBin(HeapTuple tup, TupleDesc desc, int i, bool *isnull)
-{
-	return SPI_getbinval(tup, desc, i, isnull);
-}
-
-static OmCalendar *
-CalendarOrNull(const char *id)
-{
-	return id[0] ? OmLookupCalendar(id) : NULL;
-}
-
-static void
-LoadWarehouses(void)
-{
-	if (SPI_execute("SELECT warehouse_id, tz, cutoff_local, calendar_id, zone FROM "
-					OM_SCHEMA ".warehouses", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.warehouses", OM_SCHEMA);
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char		id[OM_ID_LEN];
-		bool		isnull;
-		OmWarehouse *w;
-
-		GetId(tup, desc, 1, id);
-		if (id[0] == '\0')
-			continue;			/* unreachable: the table CHECKs lengths */
-		w = hash_search(warehouses, id, HASH_ENTER, NULL);
-		GetId(tup, desc, 2, w->tzname);
-		w->tz = w->tzname[0] ? pg_tzset(w->tzname) : NULL;
-		if (w->tz != NULL && !pg_tz_acceptable(w->tz))
-			w->tz = NULL;
-		w->cutoff = DatumGetTimeADT(GetBin(tup, desc, 3, &isnull));
-		GetId(tup, desc, 4, w->calendar_id);
-		w->cal = CalendarOrNull(w->calendar_id);
-		GetId(tup, desc, 5, w->zone);
-	}
-}
-
-static void
-LoadServices(void)
-{
-	if (SPI_execute("SELECT service_id, handling_min, handling_max, transit_min, transit_max,"
-					" cost::pg_catalog.float8, active, transit_calendar_id,"
-					" delivery_calendar_id, pickup_calendar_id FROM " OM_SCHEMA
-					".services ORDER BY service_id COLLATE \"C\"", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.services", OM_SCHEMA);
-	service_list = MemoryContextAllocZero(promise_cxt,
-										  sizeof(OmService *) * (SPI_processed + 1));
-	nservices = 0;
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char		id[OM_ID_LEN],
-					cal[OM_ID_LEN];
-		bool		isnull;
-		OmService  *s;
-
-		GetId(tup, desc, 1, id);
-		if (id[0] == '\0')
-			continue;
-		s = hash_search(services, id, HASH_ENTER, NULL);
-		s->handling_min = DatumGetInt32(GetBin(tup, desc, 2, &isnull));
-		s->handling_max = DatumGetInt32(GetBin(tup, desc, 3, &isnull));
-		s->transit_min = DatumGetInt32(GetBin(tup, desc, 4, &isnull));
-		s->transit_max = DatumGetInt32(GetBin(tup, desc, 5, &isnull));
-		s->cost = DatumGetFloat8(GetBin(tup, desc, 6, &isnull));
-		s->active = DatumGetBool(GetBin(tup, desc, 7, &isnull));
-		GetId(tup, desc, 8, cal);
-		s->transit_cal = CalendarOrNull(cal);
-		GetId(tup, desc, 9, cal);
-		s->delivery_cal = CalendarOrNull(cal);
-		GetId(tup, desc, 10, cal);
-		s->pickup_cal = CalendarOrNull(cal);
-		service_list[nservices++] = s;
-	}
-}
-
-static void
-LoadLanes(void)
-{
-	if (SPI_execute("SELECT service_id, origin_zone, dest_zone, transit_min, transit_max,"
-					" cost::pg_catalog.float8 FROM " OM_SCHEMA ".lanes", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.lanes", OM_SCHEMA);
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		OmLaneKey	key;
-		OmLane	   *lane;
-		bool		isnull;
-		Datum		cost;
-
-		memset(&key, 0, sizeof(key));
-		GetId(tup, desc, 1, key.service);
-		GetId(tup, desc, 2, key.origin);
-		GetId(tup, desc, 3, key.dest);
-		lane = hash_search(lanes, &key, HASH_ENTER, NULL);
-		lane->transit_min = DatumGetInt32(GetBin(tup, desc, 4, &isnull));
-		lane->transit_max = DatumGetInt32(GetBin(tup, desc, 5, &isnull));
-		cost = GetBin(tup, desc, 6, &isnull);
-		lane->has_cost = !isnull;
-		lane->cost = isnull ? 0 : DatumGetFloat8(cost);
-	}
-}
+static OmCache ref_cache = {
+	.name = "order_mgmt reference data",
+	.ntables = 6,
+	.tables = {"calendars", "calendar_exceptions", "warehouses", "services", "lanes",
+	"zone_rules"},
+};
 
 static inline int
 CountryIndex(const char *c)
@@ -194,113 +36,269 @@ CountryIndex(const char *c)
 	return (c[0] - 'A') * 26 + (c[1] - 'A');
 }
 
-static void
-LoadZoneRules(void)
+static inline bool
+IsUpperCountry(const char *c)
 {
-	for (int i = 0; i < NCOUNTRY; i++)
-		zone_maxlen[i] = -1;
-	if (SPI_execute("SELECT country, postal_prefix, zone FROM " OM_SCHEMA ".zone_rules",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.zone_rules", OM_SCHEMA);
+	return strlen(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z';
+}
+
+static void
+LoadCalendars(OmRefData *ref)
+{
+	bool		found;
+
+	OmLoadQuery("SELECT calendar_id, workdays FROM " OM_SCHEMA ".calendars");
+	ref->calendars = OmKeyTable("order_mgmt calendars", sizeof(OmCalendar), SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		OmZoneKey	key;
+		OmCalendar *cal = OmKeyEnter(ref->calendars, OmLoadText(r, 1), NULL, NULL, &found);
+		bool		isnull;
+		Datum		arr = OmLoadDatum(r, 2, &isnull);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n = 0;
+
+		cal->workmask = 0;
+		if (!isnull)
+			deconstruct_array(DatumGetArrayTypeP(arr), INT4OID, 4, true, TYPALIGN_INT,
+							  &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			if (!nulls[i] && DatumGetInt32(elems[i]) >= 1 && DatumGetInt32(elems[i]) <= 7)
+				cal->workmask |= (uint8) (1 << (DatumGetInt32(elems[i]) - 1));
+		cal->any_working = cal->workmask != 0;
+		cal->nexc = 0;
+		cal->exc_day = NULL;
+		cal->exc_working = NULL;
+	}
+}
+
+/* Attach the exceptions (ordered by calendar, day) to their calendars. */
+static void
+LoadExceptions(OmRefData *ref)
+{
+	uint64		i = 0;
+
+	OmLoadQuery("SELECT calendar_id, day, is_working FROM " OM_SCHEMA
+				".calendar_exceptions ORDER BY calendar_id COLLATE \"C\", day");
+	while (i < SPI_processed)
+	{
+		char	   *id = OmLoadText(i, 1);
+		OmCalendar *cal = OmFindCalendar(ref, id);
+		uint64		j = i;
+
+		while (j < SPI_processed && strcmp(OmLoadText(j, 1), id) == 0)
+			j++;
+		if (cal != NULL)
+		{
+			cal->nexc = (int) (j - i);
+			cal->exc_day = palloc(sizeof(DateADT) * cal->nexc);
+			cal->exc_working = palloc(sizeof(bool) * cal->nexc);
+			for (uint64 k = i; k < j; k++)
+			{
+				bool		isnull;
+
+				cal->exc_day[k - i] = DatumGetDateADT(OmLoadDatum(k, 2, &isnull));
+				cal->exc_working[k - i] = DatumGetBool(OmLoadDatum(k, 3, &isnull));
+				cal->any_working |= cal->exc_working[k - i];
+			}
+		}
+		i = j;
+	}
+}
+
+static OmCalendar *
+CalendarOrNull(OmRefData *ref, const char *id)
+{
+	return id[0] ? OmFindCalendar(ref, id) : NULL;
+}
+
+static char *
+TextOrNull(uint64 r, int i)
+{
+	bool		isnull;
+
+	OmLoadDatum(r, i, &isnull);
+	return isnull ? NULL : pstrdup(OmLoadText(r, i));
+}
+
+static void
+LoadWarehouses(OmRefData *ref)
+{
+	bool		found;
+
+	OmLoadQuery("SELECT warehouse_id, tz, cutoff_local, calendar_id, zone FROM "
+				OM_SCHEMA ".warehouses");
+	ref->warehouses = OmKeyTable("order_mgmt warehouses", sizeof(OmWarehouse), SPI_processed);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		OmWarehouse *w = OmKeyEnter(ref->warehouses, OmLoadText(r, 1), NULL, NULL, &found);
+		bool		isnull;
+
+		w->tzname = pstrdup(OmLoadText(r, 2));
+		w->tz = pg_tzset(w->tzname);
+		if (w->tz != NULL && !pg_tz_acceptable(w->tz))
+			w->tz = NULL;
+		w->cutoff = DatumGetTimeADT(OmLoadDatum(r, 3, &isnull));
+		w->calendar_id = TextOrNull(r, 4);
+		w->cal = w->calendar_id ? CalendarOrNull(ref, w->calendar_id) : NULL;
+		w->zone = TextOrNull(r, 5);
+	}
+}
+
+static void
+LoadServices(OmRefData *ref)
+{
+	bool		found;
+
+	OmLoadQuery("SELECT service_id, handling_min, handling_max, transit_min, transit_max,"
+				" cost::pg_catalog.float8, active, transit_calendar_id,"
+				" delivery_calendar_id, coalesce(pickup_calendar_id, '') FROM " OM_SCHEMA
+				".services ORDER BY service_id COLLATE \"C\"");
+	ref->services = OmKeyTable("order_mgmt services", sizeof(OmService), SPI_processed);
+	ref->services_by_id = palloc0(sizeof(OmService *) * (SPI_processed + 1));
+	ref->nservices = 0;
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		OmService  *s = OmKeyEnter(ref->services, OmLoadText(r, 1), NULL, NULL, &found);
+		bool		isnull;
+
+		s->handling_min = DatumGetInt32(OmLoadDatum(r, 2, &isnull));
+		s->handling_max = DatumGetInt32(OmLoadDatum(r, 3, &isnull));
+		s->transit_min = DatumGetInt32(OmLoadDatum(r, 4, &isnull));
+		s->transit_max = DatumGetInt32(OmLoadDatum(r, 5, &isnull));
+		s->cost = DatumGetFloat8(OmLoadDatum(r, 6, &isnull));
+		s->active = DatumGetBool(OmLoadDatum(r, 7, &isnull));
+		s->transit_cal = CalendarOrNull(ref, OmLoadText(r, 8));
+		s->delivery_cal = CalendarOrNull(ref, OmLoadText(r, 9));
+		s->pickup_cal = CalendarOrNull(ref, OmLoadText(r, 10));
+		ref->services_by_id[ref->nservices++] = s;
+	}
+}
+
+static void
+LoadLanes(OmRefData *ref)
+{
+	bool		found;
+
+	OmLoadQuery("SELECT service_id, origin_zone, dest_zone, transit_min, transit_max,"
+				" cost::pg_catalog.float8 FROM " OM_SCHEMA ".lanes");
+	ref->lanes = OmKeyTable("order_mgmt lanes", sizeof(OmLane), SPI_processed);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		OmLane	   *lane = OmKeyEnter(ref->lanes, OmLoadText(r, 1), OmLoadText(r, 2),
+									  OmLoadText(r, 3), &found);
+		bool		isnull;
+		Datum		cost;
+
+		lane->transit_min = DatumGetInt32(OmLoadDatum(r, 4, &isnull));
+		lane->transit_max = DatumGetInt32(OmLoadDatum(r, 5, &isnull));
+		cost = OmLoadDatum(r, 6, &isnull);
+		lane->has_cost = !isnull;
+		lane->cost = isnull ? 0 : DatumGetFloat8(cost);
+	}
+}
+
+static void
+LoadZoneRules(OmRefData *ref)
+{
+	bool		found;
+
+	for (int i = 0; i < 26 * 26; i++)
+		ref->max_prefix[i] = -1;
+	OmLoadQuery("SELECT country::pg_catalog.text, postal_prefix, zone FROM " OM_SCHEMA
+				".zone_rules");
+	ref->zone_rules = OmKeyTable("order_mgmt zone rules", sizeof(OmZoneRule), SPI_processed);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		char	   *country = OmLoadText(r, 1);
+		char	   *prefix = OmLoadText(r, 2);
 		OmZoneRule *rule;
-		char		country[OM_ID_LEN];
 		int			ci;
 
-		memset(&key, 0, sizeof(key));
-		GetId(tup, desc, 1, country);
-		if (strlen(country) != 2 || country[0] < 'A' || country[0] > 'Z'
-			|| country[1] < 'A' || country[1] > 'Z')
+		if (!IsUpperCountry(country))
 			continue;			/* unreachable: the table CHECKs the format */
-		memcpy(key.country, country, 2);
-		GetId(tup, desc, 2, key.prefix);
-		rule = hash_search(zone_rules, &key, HASH_ENTER, NULL);
-		GetId(tup, desc, 3, rule->zone);
+		rule = OmKeyEnter(ref->zone_rules, country, prefix, NULL, &found);
+		rule->zone = pstrdup(OmLoadText(r, 3));
 		ci = CountryIndex(country);
-		zone_maxlen[ci] = Max(zone_maxlen[ci], (int) strlen(key.prefix));
+		ref->max_prefix[ci] = Max(ref->max_prefix[ci], (int) strlen(prefix));
 	}
 }
 
-/* (Re)build the cache of warehouses, services, lanes and zone rules. */
-static void
-LoadPromiseData(uint64 calendar_generation)
+static void *
+LoadRefData(MemoryContext cxt)
 {
-	OmSavedUser saved;
+	OmRefData  *ref = palloc0(sizeof(OmRefData));
 
-	promise_cxt = OmCacheReset(&promise_cache);
-	warehouses = services = lanes = zone_rules = NULL;
-	service_list = NULL;
-	nservices = 0;
-
-	promise_relids[0] = OmRelid("warehouses");
-	promise_relids[1] = OmRelid("services");
-	promise_relids[2] = OmRelid("lanes");
-	promise_relids[3] = OmRelid("zone_rules");
-	/* mark valid first: an invalidation arriving during the load wins */
-	promise_valid = true;
-	promise_calendar_generation = calendar_generation;
-	warehouses = MakeHash("order_mgmt warehouses", OM_ID_LEN, sizeof(OmWarehouse), true);
-	services = MakeHash("order_mgmt services", OM_ID_LEN, sizeof(OmService), true);
-	lanes = MakeHash("order_mgmt lanes", sizeof(OmLaneKey), sizeof(OmLane), false);
-	zone_rules = MakeHash("order_mgmt zone rules", sizeof(OmZoneKey), sizeof(OmZoneRule), false);
-
-	OmBecomeOwner(promise_relids[0], &saved);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		LoadWarehouses();
-		LoadServices();
-		LoadLanes();
-		LoadZoneRules();
-		SPI_finish();
-	}
-	PG_CATCH();
-	{
-		/* a half-built cache must not pass for a valid one */
-		promise_valid = false;
-		warehouses = NULL;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	OmRestoreUser(&saved);
+	LoadCalendars(ref);
+	LoadExceptions(ref);
+	LoadWarehouses(ref);
+	LoadServices(ref);
+	LoadLanes(ref);
+	LoadZoneRules(ref);
+	return ref;
 }
 
-/*
- * Make both caches current.  Call once at the top of an entry point: the
- * pointers handed out stay valid until the next call.
- */
-void
-OmEnsurePromiseData(void)
+/* The current reference data; its pointers stay valid to the end of the transaction. */
+OmRefData *
+OmRefDataGet(void)
 {
-	uint64		gen = OmCalendarGeneration();
+	if (OmCacheValid(&ref_cache))
+		return ref_cache.data;
+	return OmCacheRebuild(&ref_cache, LoadRefData);
+}
 
-	/* a load may see a calendar invalidation: settle (bounded) */
-	for (int i = 0; i < 10; i++)
-	{
-		if (promise_valid && warehouses != NULL && gen == promise_calendar_generation)
-			return;
-		LoadPromiseData(gen);
-		gen = OmCalendarGeneration();
-	}
-	if (!promise_valid || gen != promise_calendar_generation)
-		elog(ERROR, "order_mgmt reference data keeps changing; try again");
+OmCalendar *
+OmFindCalendar(OmRefData *ref, const char *id)
+{
+	return OmKeyFind(ref->calendars, id, NULL, NULL);
 }
 
 OmWarehouse *
-OmFindWarehouse(const char *id)
+OmFindWarehouse(OmRefData *ref, const char *id)
 {
-	return hash_search(warehouses, id, HASH_FIND, NULL);
+	return OmKeyFind(ref->warehouses, id, NULL, NULL);
 }
 
 OmService *
-OmFindService(const char *id)
+OmFindService(OmRefData *ref, const char *id)
 {
-	return hash_search(services, id, HASH_FIND, NULL);
+	return OmKeyFind(ref->services, id, NULL, NULL);
+}
+
+/* The one home of "find the reference row named by an argument, or OM004". */
+static void *
+FindArg(HTAB *table, text *id, const char *what, const char *tablename)
+{
+	char	   *s = text_to_cstring(id);
+	void	   *entry = OmKeyFind(table, s, NULL, NULL);
+
+	if (entry == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OM_NOT_FOUND),
+				 errmsg("%s \"%s\" does not exist", what, s),
+				 errhint("Add it to %s.%s.", OM_SCHEMA, tablename)));
+	return entry;
+}
+
+OmCalendar *
+OmCalendarArg(OmRefData *ref, text *id)
+{
+	return FindArg(ref->calendars, id, "calendar", "calendars");
+}
+
+OmWarehouse *
+OmWarehouseArg(OmRefData *ref, text *id)
+{
+	OmWarehouse *w = FindArg(ref->warehouses, id, "warehouse", "warehouses");
+
+	OmCheckWarehouse(w);
+	return w;
+}
+
+OmService *
+OmServiceArg(OmRefData *ref, text *id)
+{
+	return FindArg(ref->services, id, "service", "services");
 }
 
 static inline bool
@@ -309,14 +307,35 @@ IsAsciiLetter(char c)
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
-/*
- * Normalize country (two letters, upper case) and postal code (letters and
- * digits, upper case, at most OM_ID_LEN - 1 of them).
- */
-void
-OmNormalizeDestination(const char *country_in, int clen, const char *postal_in, int plen,
-					 char *country, char *postal)
+/* Destination zone: the rule with the longest matching prefix, or NULL. */
+const char *
+OmDestZone(OmRefData *ref, const char *country, const char *postal)
 {
+	int			maxlen = ref->max_prefix[CountryIndex(country)];
+	int			plen = (int) strlen(postal);
+	char	   *prefix = pstrdup(postal);
+
+	for (int len = Min(maxlen, plen); len >= 0; len--)
+	{
+		OmZoneRule *rule;
+
+		prefix[len] = '\0';
+		rule = OmKeyFind(ref->zone_rules, country, prefix, NULL);
+		if (rule != NULL)
+			return rule->zone;
+	}
+	return NULL;
+}
+
+/*
+ * The destination zone of a country (two letters, any case) and a postal
+ * code (compared upper case, letters and digits only).
+ */
+const char *
+OmDestination(OmRefData *ref, const char *country_in, int clen, const char *postal_in, int plen)
+{
+	char		country[3];
+	char	   *postal = palloc(plen + 1);
 	int			n = 0;
 
 	if (clen != 2 || !IsAsciiLetter(country_in[0]) || !IsAsciiLetter(country_in[1]))
@@ -327,49 +346,19 @@ OmNormalizeDestination(const char *country_in, int clen, const char *postal_in, 
 	country[0] = pg_ascii_toupper((unsigned char) country_in[0]);
 	country[1] = pg_ascii_toupper((unsigned char) country_in[1]);
 	country[2] = '\0';
-	for (int i = 0; postal_in != NULL && i < plen && n < OM_ID_LEN - 1; i++)
+	for (int i = 0; postal_in != NULL && i < plen; i++)
 		if (IsAsciiLetter(postal_in[i]) || (postal_in[i] >= '0' && postal_in[i] <= '9'))
 			postal[n++] = pg_ascii_toupper((unsigned char) postal_in[i]);
 	postal[n] = '\0';
-}
-
-/* Destination zone: the rule with the longest matching prefix, or NULL. */
-const char *
-OmDestZone(const char *country, const char *postal)
-{
-	OmZoneKey	key;
-	int			maxlen = zone_maxlen[CountryIndex(country)];
-	int			plen = (int) strlen(postal);
-
-	if (maxlen < 0)
-		return NULL;
-	memset(&key, 0, sizeof(key));
-	memcpy(key.country, country, 2);
-	for (int len = Min(maxlen, plen); len >= 0; len--)
-	{
-		OmZoneRule *rule;
-
-		memset(key.prefix, 0, sizeof(key.prefix));
-		memcpy(key.prefix, postal, len);
-		rule = hash_search(zone_rules, &key, HASH_FIND, NULL);
-		if (rule != NULL)
-			return rule->zone;
-	}
-	return NULL;
+	return OmDestZone(ref, country, postal);
 }
 
 OmLane *
-OmFindLane(const OmService *s, const OmWarehouse *w, const char *dest)
+OmFindLane(OmRefData *ref, const OmService *s, const OmWarehouse *w, const char *dest)
 {
-	OmLaneKey	key;
-
-	if (dest == NULL || w->zone[0] == '\0')
+	if (dest == NULL || w->zone == NULL)
 		return NULL;
-	memset(&key, 0, sizeof(key));
-	strlcpy(key.service, s->id, OM_ID_LEN);
-	strlcpy(key.origin, w->zone, OM_ID_LEN);
-	strlcpy(key.dest, dest, OM_ID_LEN);
-	return hash_search(lanes, &key, HASH_FIND, NULL);
+	return OmKeyFind(ref->lanes, OM_ID(s), w->zone, dest);
 }
 
 /* Why a warehouse cannot be used for an estimate, or NULL when it can. */
@@ -377,10 +366,10 @@ const char *
 OmWarehouseProblem(const OmWarehouse *w)
 {
 	if (w->tz == NULL)
-		return psprintf("warehouse \"%s\" has time zone \"%s\", which PostgreSQL does not know",
-						w->id, w->tzname);
+		return psprintf("warehouse \"%s\" has time zone \"%s\", which is not in PostgreSQL's zone database",
+						OM_ID(w), w->tzname);
 	if (w->cal == NULL)
-		return psprintf("warehouse \"%s\" has no handling calendar", w->id);
+		return psprintf("warehouse \"%s\" has no handling calendar", OM_ID(w));
 	return NULL;
 }
 
@@ -391,20 +380,76 @@ OmCheckWarehouse(const OmWarehouse *w)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("time zone \"%s\" of warehouse \"%s\" is not recognized",
-						w->tzname, w->id)));
+						w->tzname, OM_ID(w))));
 	if (w->cal == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OM_INCOMPLETE_SETUP),
-				 errmsg("warehouse \"%s\" has no handling calendar", w->id),
+				 errmsg("warehouse \"%s\" has no handling calendar", OM_ID(w)),
 				 errhint("Set %s.warehouses.calendar_id.", OM_SCHEMA)));
 }
 
-
-/* The cached services, sorted by id; valid until the next OmEnsurePromiseData. */
-OmService **
-OmServiceList(int *n)
+/*
+ * The names of PostgreSQL's zone database, lower case, read once per
+ * backend (about 1,200 files; only reference data writes ask).
+ */
+static HTAB *
+ZoneNames(void)
 {
-	*n = nservices;
-	return service_list;
+	static HTAB *names = NULL;
+	HASHCTL		ctl;
+	pg_tzenum  *dir;
+	pg_tz	   *tz;
+	bool		found;
+	HTAB	   *t;
+
+	if (names != NULL)
+		return names;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = TZ_STRLEN_MAX + 1;
+	ctl.entrysize = TZ_STRLEN_MAX + 1;
+	t = hash_create("order_mgmt zone names", 2048, &ctl, HASH_ELEM | HASH_STRINGS);
+	dir = pg_tzenumerate_start();
+	while ((tz = pg_tzenumerate_next(dir)) != NULL)
+	{
+		char	   *lower = asc_tolower(pg_get_timezone_name(tz),
+										strlen(pg_get_timezone_name(tz)));
+
+		hash_search(t, lower, HASH_ENTER, &found);
+		pfree(lower);
+	}
+	pg_tzenumerate_end(dir);
+	names = t;
+	return names;
 }
 
+/*
+ * A zone name is valid when it names a zone of PostgreSQL's database that is
+ * not a fixed offset.  POSIX strings ("UTC+3", "+03:00", "<+03>-3",
+ * "EST5EDT,M3.2.0,M11.1.0") are read by PostgreSQL with the opposite sign of
+ * ISO 8601 and Etc/GMT+3 is UTC-3: none of them is a place.
+ */
+static bool
+ValidZoneName(const char *name)
+{
+	size_t		len = strlen(name);
+	char	   *lower;
+	bool		found;
+
+	if (len == 0 || len > TZ_STRLEN_MAX)
+		return false;
+	for (size_t i = 0; i + 1 < len; i++)
+		if ((name[i] == '+' || name[i] == '-') && name[i + 1] >= '0' && name[i + 1] <= '9')
+			return false;
+	lower = asc_tolower(name, len);
+	hash_search(ZoneNames(), lower, HASH_FIND, &found);
+	pfree(lower);
+	return found && pg_tzset(name) != NULL;
+}
+
+/* valid_time_zone(tz text) -> bool: used by the CHECKs of zone columns. */
+PG_FUNCTION_INFO_V1(valid_time_zone);
+Datum
+valid_time_zone(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ValidZoneName(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}

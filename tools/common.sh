@@ -1,4 +1,4 @@
-# Shared by tools/demo.sh, tools/test.sh and bench/run.sh: packages, build,
+# Shared by tools/demo.sh, tools/test.sh and the bench/ scripts: packages, build,
 # install, and a private PostgreSQL 15 cluster run by the postgres user.
 set -euo pipefail
 
@@ -36,6 +36,9 @@ om_build() {
         cp -a /usr/share/postgresql/15 "$OM_DESTDIR/usr/share/postgresql/"
     fi
     make -C "$ROOT" -s with_llvm=no WERROR=1 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+    # scripts of an older build (a full script of a version no longer
+    # current) would be picked over the update path: install afresh
+    rm -f "$OM_DESTDIR"/usr/share/postgresql/15/extension/order_mgmt--*.sql
     make -C "$ROOT" -s with_llvm=no PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config \
         ${OM_DESTDIR:+DESTDIR=$OM_DESTDIR} install >/dev/null
 }

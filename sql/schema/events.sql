@@ -11,15 +11,10 @@ RETURNS bigint
     LANGUAGE c VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'emit_event';
 
--- order_mgmt.actor when set, else the session user (as the event log does).
-CREATE FUNCTION @extschema@.current_actor()
-RETURNS text
-LANGUAGE plpgsql STABLE
-AS $$
-BEGIN
-    RETURN coalesce(nullif(current_setting('order_mgmt.actor', true), ''), session_user::text);
-END;
-$$;
+-- The actor recorded on events and ledgers: order_mgmt.actor when set, else
+-- the session user (the same C function the event log uses).
+CREATE FUNCTION @extschema@.current_actor() RETURNS text
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'current_actor';
 
 CREATE FUNCTION @extschema@.events_append_only() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'events_append_only';

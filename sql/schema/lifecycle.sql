@@ -1,5 +1,34 @@
--- Lifecycle graphs: the seed rows of transitions, the C lifecycle trigger
--- and its cache invalidation, and set_status.
+-- Lifecycle graphs: the seed statuses with their classes and the seed
+-- edges, the C lifecycle trigger, the cache invalidation of the graph, and
+-- set_status.
+
+-- What each status means.  The classes (tables.sql lists them per entity):
+--   order:    pending (not yet confirmed), held, open (confirmed, not
+--             shipped), shipping (goods have left), delivered, completed,
+--             cancelled (also rejected);
+--   shipment: preparing, in_transit, delivered, failed, cancelled;
+--   return:   open, completed, cancelled.
+INSERT INTO @extschema@.statuses (entity, status, class, is_seed)
+SELECT e, s, c, true
+FROM (VALUES
+    ('order', 'placed', 'pending'), ('order', 'awaiting_payment', 'pending'),
+    ('order', 'on_hold', 'held'), ('order', 'confirmed', 'open'),
+    ('order', 'processing', 'open'), ('order', 'partially_shipped', 'shipping'),
+    ('order', 'shipped', 'shipping'), ('order', 'delivered', 'delivered'),
+    ('order', 'completed', 'completed'), ('order', 'rejected', 'cancelled'),
+    ('order', 'cancelled', 'cancelled'),
+    ('shipment', 'pending', 'preparing'), ('shipment', 'picking', 'preparing'),
+    ('shipment', 'packed', 'preparing'), ('shipment', 'labelled', 'preparing'),
+    ('shipment', 'dispatched', 'in_transit'), ('shipment', 'in_transit', 'in_transit'),
+    ('shipment', 'out_for_delivery', 'in_transit'), ('shipment', 'delayed', 'in_transit'),
+    ('shipment', 'failed_attempt', 'in_transit'), ('shipment', 'delivered', 'delivered'),
+    ('shipment', 'returned_to_sender', 'failed'), ('shipment', 'lost', 'failed'),
+    ('shipment', 'cancelled', 'cancelled'),
+    ('return', 'requested', 'open'), ('return', 'approved', 'open'),
+    ('return', 'received', 'open'), ('return', 'inspected', 'open'),
+    ('return', 'completed', 'completed'), ('return', 'rejected', 'cancelled'),
+    ('return', 'cancelled', 'cancelled')
+) AS seed(e, s, c);
 
 INSERT INTO @extschema@.transitions (entity, from_status, to_status, activity, requires, is_seed)
 SELECT e, f, t, a, r::text[], true
@@ -62,21 +91,37 @@ FROM (VALUES
 CREATE FUNCTION @extschema@.lifecycle_trigger() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'lifecycle_trigger';
 
-CREATE FUNCTION @extschema@.transitions_changed() RETURNS trigger
-    LANGUAGE c AS 'MODULE_PATHNAME', 'transitions_changed';
-
-CREATE TRIGGER order_mgmt_lifecycle BEFORE UPDATE ON @extschema@.orders
+CREATE TRIGGER order_mgmt_lifecycle BEFORE UPDATE OF status, held_from ON @extschema@.orders
     FOR EACH ROW EXECUTE FUNCTION @extschema@.lifecycle_trigger('order', 'order_id');
 
-CREATE TRIGGER order_mgmt_lifecycle BEFORE UPDATE ON @extschema@.shipments
+CREATE TRIGGER order_mgmt_lifecycle BEFORE UPDATE OF status ON @extschema@.shipments
     FOR EACH ROW EXECUTE FUNCTION @extschema@.lifecycle_trigger('shipment', 'shipment_id');
 
-CREATE TRIGGER order_mgmt_lifecycle BEFORE UPDATE ON @extschema@.returns
+CREATE TRIGGER order_mgmt_lifecycle BEFORE UPDATE OF status ON @extschema@.returns
     FOR EACH ROW EXECUTE FUNCTION @extschema@.lifecycle_trigger('return', 'return_id');
+
+-- Statement triggers on the tables a per-backend cache is built from
+-- (these two, and the reference data of the promise): a change reaches
+-- every session's cache at its next lookup.
+CREATE FUNCTION @extschema@.invalidate_cache() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'invalidate_cache';
 
 CREATE TRIGGER order_mgmt_transitions_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.transitions
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.transitions_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_cache();
+
+CREATE TRIGGER order_mgmt_statuses_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.statuses
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_cache();
+
+-- statuses.class of a status (null when unknown), from the cache.
+CREATE FUNCTION @extschema@.status_class(entity text, status text) RETURNS text
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'status_class';
+
+-- OM006 when goods of the order have left the building (the one home of
+-- that rule; the lifecycle trigger calls it on entering a cancelled class).
+CREATE FUNCTION @extschema@.check_not_dispatched(p_order bigint) RETURNS void
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'check_not_dispatched';
 
 CREATE FUNCTION @extschema@.set_status(
     entity text, id bigint, to_status text, reason text DEFAULT NULL)

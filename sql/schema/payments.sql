@@ -1,5 +1,11 @@
--- Payments: the ledger's totals, the derived payment_status, and the
--- authorize / capture / refund / void API.
+-- Payments and credit: the ledger's totals, the derived payment_status and
+-- credit exposure, and the authorize / capture / refund / void API.
+
+-- The customer's credit lock and exposure (src/credit.c).
+CREATE FUNCTION @extschema@.credit_exposure(customer_id text) RETURNS numeric
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'credit_exposure';
+CREATE FUNCTION @extschema@.credit_add(customer_id text, delta numeric) RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'credit_add';
 
 -- Totals of the payments ledger of one order.  (Helpers are PL/pgSQL, not
 -- SQL: a non-inlinable SQL function is planned again on every call.)
@@ -38,30 +44,71 @@ BEGIN
 END;
 $$;
 
--- BEFORE INSERT OR UPDATE OF payment_status, total: clients cannot write
--- payment_status; whatever they set, it is recomputed from the ledger.
-CREATE FUNCTION @extschema@.orders_payment_status()
+-- What an order adds to its customer's credit exposure: the part of its
+-- total not captured yet, from its credit approval on, while it is not
+-- cancelled.  The one home of the exposure rule; credit_accounts holds the
+-- sum per customer.
+CREATE FUNCTION @extschema@.order_exposure(p_total numeric, p_approved timestamptz,
+                                           p_status text, p_captured numeric)
+RETURNS numeric
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE WHEN p_approved IS NULL
+                  OR @extschema@.status_class('order', p_status) = 'cancelled' THEN 0
+                ELSE greatest(p_total - p_captured, 0) END
+$$;
+
+/*
+ * BEFORE INSERT OR UPDATE on orders of what money depends on: clients
+ * cannot write payment_status or exposure; whatever they set, both are
+ * recomputed from the payments ledger, and a change of exposure is added
+ * to the customer's credit account (credit_add takes the customer's credit
+ * lock).  An insert starts from an empty ledger, as a restore does before
+ * its payments arrive, so a restore rebuilds credit_accounts exactly.
+ */
+CREATE FUNCTION @extschema@.orders_money()
 RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        NEW.payment_status := 'unpaid';     -- no payment can exist yet
+        NEW.payment_status := 'unpaid';
+        NEW.exposure := @extschema@.order_exposure(NEW.total, NEW.credit_approved_at, NEW.status, 0);
+        IF NEW.exposure <> 0 THEN
+            PERFORM @extschema@.credit_add(NEW.customer_id, NEW.exposure);
+        END IF;
+        RETURN NEW;
+    END IF;
+    -- a status move that neither enters nor leaves the cancelled class changes nothing here
+    IF NEW.payment_status IS NOT DISTINCT FROM OLD.payment_status AND NEW.total = OLD.total
+       AND NEW.credit_approved_at IS NOT DISTINCT FROM OLD.credit_approved_at
+       AND NEW.exposure = OLD.exposure AND NEW.customer_id = OLD.customer_id
+       AND (@extschema@.status_class('order', OLD.status) = 'cancelled')
+           = (@extschema@.status_class('order', NEW.status) = 'cancelled') THEN
         RETURN NEW;
     END IF;
     t := @extschema@.payment_totals(NEW.order_id);
     NEW.payment_status := @extschema@.derive_payment_status(NEW.total, t.authorized, t.captured,
                                                             t.refunded, t.voided);
+    NEW.exposure := @extschema@.order_exposure(NEW.total, NEW.credit_approved_at, NEW.status,
+                                               t.captured);
+    IF NEW.customer_id <> OLD.customer_id THEN
+        PERFORM @extschema@.credit_add(OLD.customer_id, -OLD.exposure);
+        PERFORM @extschema@.credit_add(NEW.customer_id, NEW.exposure);
+    ELSIF NEW.exposure <> OLD.exposure THEN
+        PERFORM @extschema@.credit_add(NEW.customer_id, NEW.exposure - OLD.exposure);
+    END IF;
     RETURN NEW;
 END;
 $$;
 
-CREATE TRIGGER order_mgmt_payment_status
-    BEFORE INSERT OR UPDATE OF payment_status, total ON @extschema@.orders
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.orders_payment_status();
+CREATE TRIGGER order_mgmt_money
+    BEFORE INSERT OR UPDATE OF payment_status, total, status, credit_approved_at, exposure,
+                               customer_id ON @extschema@.orders
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.orders_money();
 
 -- AFTER each change of the payments ledger, by any path (the API, a
 -- restore, the owner's hand): recompute the order's payment_status.
@@ -97,10 +144,13 @@ DECLARE
     v_id    bigint;
     v_amount numeric := p_amount;
     v_limit numeric;
-    v_saved text;
 BEGIN
     IF p_psp IS NULL OR btrim(p_psp) = '' THEN
         RAISE EXCEPTION 'psp_reference must not be null or empty' USING ERRCODE = '22004';
+    END IF;
+    IF length(p_psp) > 200 THEN
+        RAISE EXCEPTION 'psp_reference is too long' USING ERRCODE = '22001',
+              DETAIL = format('It has %s characters; at most 200 are allowed.', length(p_psp));
     END IF;
     IF v_amount IS NULL AND p_kind <> 'void' THEN
         RAISE EXCEPTION 'amount must not be null' USING ERRCODE = '22004';
@@ -127,7 +177,7 @@ BEGIN
     END IF;
 
     IF p_kind IN ('authorization', 'capture')
-       AND o.status IN ('cancelled', 'rejected') THEN
+       AND @extschema@.status_class('order', o.status) = 'cancelled' THEN
         RAISE EXCEPTION 'order % is %', o.order_id, o.status USING ERRCODE = 'OM010',
               DETAIL = format('No %s is taken on a %s order.', p_kind, o.status);
     END IF;
@@ -165,7 +215,7 @@ BEGIN
         RAISE EXCEPTION 'psp_reference "%" is already used by another payment', p_psp
             USING ERRCODE = 'OM005';
     END IF;
-    -- (order_mgmt_payment_status on payments has recomputed payment_status)
+    -- (order_mgmt_payment_status on payments has recomputed payment_status and exposure)
     PERFORM @extschema@.emit_event(o.order_id, 'payment', v_id,
         'payment.' || CASE p_kind WHEN 'authorization' THEN 'authorized'
                                   WHEN 'capture' THEN 'captured'
@@ -175,11 +225,7 @@ BEGIN
 
     -- an authorization that now covers an order awaiting payment confirms it
     IF p_kind = 'authorization' AND o.status = 'awaiting_payment' THEN
-        v_saved := current_setting('order_mgmt.automated', true);
-        PERFORM set_config('order_mgmt.automated', 'on', true);
-        o := @extschema@.lock_order(o.order_id);
-        PERFORM @extschema@.confirm_locked(o);
-        PERFORM set_config('order_mgmt.automated', coalesce(v_saved, 'off'), true);
+        PERFORM @extschema@.confirm_automated(o.order_id);
     END IF;
     RETURN v_id;
 END;

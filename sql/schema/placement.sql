@@ -1,19 +1,21 @@
 -- Placement: place_order, confirmation (credit, payment, stock), holds and
--- cancellation.
+-- cancellation.  Every function locks in the order written at the top of
+-- src/stock.c: orders, then the customer's credit lock, and never a stock
+-- row across calls.  Checks of a status read its class (statuses).
 
 -- Canonical, validated order lines: [{line_no, sku, qty, unit_price}].
+-- (The JSON is the content hashed for external_ref idempotency: its form
+-- must not change.)
 CREATE FUNCTION @extschema@.normalize_lines(lines jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    l     jsonb;
-    n     int := 0;
-    v_sku text;
+    l     record;
     v_qty numeric;
     v_price numeric;
-    out   jsonb := '[]';
+    out   jsonb[] := '{}';
 BEGIN
     IF lines IS NULL OR jsonb_typeof(lines) <> 'array' OR jsonb_array_length(lines) = 0 THEN
         RAISE EXCEPTION 'lines must be a non-empty JSON array'
@@ -23,37 +25,40 @@ BEGIN
         RAISE EXCEPTION 'too many order lines'
             USING ERRCODE = '22023', DETAIL = 'An order has at most 1000 lines.';
     END IF;
-    FOR l IN SELECT value FROM jsonb_array_elements(lines) LOOP
-        n := n + 1;
-        IF jsonb_typeof(l) <> 'object' OR jsonb_typeof(l->'sku') IS DISTINCT FROM 'string'
-           OR jsonb_typeof(l->'qty') IS DISTINCT FROM 'number' THEN
-            RAISE EXCEPTION 'order line % is malformed', n
+    FOR l IN SELECT e.n, e.value AS v, p.sku IS NOT NULL AS known, p.list_price
+               FROM jsonb_array_elements(lines) WITH ORDINALITY e(value, n)
+               LEFT JOIN @extschema@.products p ON p.sku = e.value->>'sku'
+              ORDER BY e.n LOOP
+        IF jsonb_typeof(l.v) <> 'object' OR jsonb_typeof(l.v->'sku') IS DISTINCT FROM 'string'
+           OR jsonb_typeof(l.v->'qty') IS DISTINCT FROM 'number' THEN
+            RAISE EXCEPTION 'order line % is malformed', l.n
                 USING ERRCODE = '22023',
-                      DETAIL = format('Each line needs a string "sku" and a numeric "qty"; got %s.', l);
+                      DETAIL = format('Each line needs a string "sku" and a numeric "qty"; got %s.', l.v);
         END IF;
-        v_sku := l->>'sku';
-        v_qty := (l->>'qty')::numeric;
+        v_qty := (l.v->>'qty')::numeric;
         IF v_qty <= 0 OR v_qty <> trunc(v_qty) OR v_qty > 1000000 THEN
-            RAISE EXCEPTION 'order line % has an invalid quantity', n
+            RAISE EXCEPTION 'order line % has an invalid quantity', l.n
                 USING ERRCODE = '22023',
-                      DETAIL = format('qty must be a whole number between 1 and 1000000; got %s.', l->>'qty');
+                      DETAIL = format('qty must be a whole number between 1 and 1000000; got %s.', l.v->>'qty');
         END IF;
-        SELECT coalesce((l->>'unit_price')::numeric, p.list_price) INTO v_price
-          FROM @extschema@.products p WHERE p.sku = v_sku;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'unknown sku "%"', v_sku
-                USING ERRCODE = 'OM004', DETAIL = format('Order line %s names a product that does not exist.', n);
+        IF NOT l.known THEN
+            RAISE EXCEPTION 'sku "%" does not exist', l.v->>'sku'
+                USING ERRCODE = 'OM004', DETAIL = format('Order line %s names a product that does not exist.', l.n);
         END IF;
-        IF v_price IS NULL OR v_price < 0 THEN
-            RAISE EXCEPTION 'order line % has no valid unit price', n
+        v_price := coalesce((l.v->>'unit_price')::numeric, l.list_price);
+        IF v_price IS NULL OR v_price = 'NaN' OR v_price < 0 OR v_price >= 1e12
+           OR v_price <> round(v_price, 2) THEN
+            RAISE EXCEPTION 'order line % has no valid unit price', l.n
                 USING ERRCODE = '22023',
-                      DETAIL = format('Product "%s" has no list price and the line gives none (or a negative one).', v_sku),
+                      DETAIL = format('A unit price is a number from 0 to 10^12 with at most two decimals; product "%s" has list price %s and the line gives %s.',
+                                      l.v->>'sku', coalesce(l.list_price::text, 'none'),
+                                      coalesce(l.v->>'unit_price', 'none')),
                       HINT = 'Pass "unit_price" in the line.';
         END IF;
-        out := out || jsonb_build_object('line_no', n, 'sku', v_sku, 'qty', v_qty::int,
+        out := out || jsonb_build_object('line_no', l.n, 'sku', l.v->>'sku', 'qty', v_qty::int,
                                          'unit_price', v_price);
     END LOOP;
-    RETURN out;
+    RETURN to_jsonb(out);
 END;
 $$;
 
@@ -96,10 +101,19 @@ BEGIN
     IF coalesce(allow_backorder, false) IS DISTINCT FROM allow_backorder THEN
         RAISE EXCEPTION 'allow_backorder must not be null' USING ERRCODE = '22004';
     END IF;
+    IF length(external_ref) > 200 THEN
+        RAISE EXCEPTION 'external_ref is too long' USING ERRCODE = '22001',
+              DETAIL = format('It has %s characters; at most 200 are allowed.', length(external_ref));
+    END IF;
     SELECT * INTO v_cust FROM @extschema@.customers c WHERE c.customer_id = place_order.customer_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown customer "%"', customer_id
+        RAISE EXCEPTION 'customer "%" does not exist', customer_id
             USING ERRCODE = 'OM004', HINT = 'Create the customer in order_mgmt.customers first.';
+    END IF;
+    IF service_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM @extschema@.services s WHERE s.service_id = place_order.service_id) THEN
+        RAISE EXCEPTION 'service "%" does not exist', service_id
+            USING ERRCODE = 'OM004', HINT = 'Services are the rows of order_mgmt.services.';
     END IF;
     v_lines := @extschema@.normalize_lines(lines);
     v_hash := md5(jsonb_build_array(customer_id, v_lines, ship_to, channel, service_id,
@@ -154,7 +168,12 @@ BEGIN
 END;
 $$;
 
--- Lock an order row and return it; OM004 when it does not exist.
+/*
+ * Lock an order row for the calling API function and return it; OM004 when
+ * it does not exist.  The lock is an UPDATE of updated_at: every change to
+ * an order or its lines goes through here, so a REPEATABLE READ caller
+ * whose snapshot predates it fails with 40001 instead of reading stale lines.
+ */
 CREATE FUNCTION @extschema@.lock_order(p_order bigint)
 RETURNS @extschema@.orders
 LANGUAGE plpgsql VOLATILE
@@ -165,7 +184,8 @@ BEGIN
     IF p_order IS NULL THEN
         RAISE EXCEPTION 'order_id must not be null' USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO o FROM @extschema@.orders x WHERE x.order_id = p_order FOR UPDATE;
+    UPDATE @extschema@.orders x SET updated_at = clock_timestamp() WHERE x.order_id = p_order
+    RETURNING * INTO o;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'order % does not exist', p_order USING ERRCODE = 'OM004';
     END IF;
@@ -173,14 +193,41 @@ BEGIN
 END;
 $$;
 
--- BEFORE UPDATE OF status, only when on_hold is entered or left: keeps
--- "the order is on_hold iff it has an open hold" whatever the path.  The
--- API (hold_order, confirm_order, release_hold) opens and closes the hold
--- rows itself; set_status or a direct UPDATE (as in 0.1.0) entering on_hold
--- opens a 'manual' hold, and leaving on_hold closes the open ones, with the
--- order_mgmt.reason of the move.  The status event written by the C trigger
--- (order.held, order.hold_released, order.cancelled) records the step, so
--- these implicit hold rows add no event of their own.
+-- OM010 (or OM006 for goods that have left) unless the order's status class
+-- is one of p_classes; p_action says what was refused.
+CREATE FUNCTION @extschema@.require_class(o @extschema@.orders, p_classes text[], p_action text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_class text := @extschema@.status_class('order', o.status);
+BEGIN
+    IF v_class = ANY (p_classes) THEN
+        RETURN;
+    END IF;
+    IF v_class IN ('shipping', 'delivered') THEN
+        RAISE EXCEPTION 'order % cannot be %', o.order_id, p_action USING ERRCODE = 'OM006',
+              DETAIL = format('Order %s is %s: goods have left the warehouse.', o.order_id, o.status),
+              HINT = 'Request a return instead.';
+    END IF;
+    IF v_class = 'held' THEN
+        RAISE EXCEPTION 'order % cannot be %', o.order_id, p_action USING ERRCODE = 'OM010',
+              DETAIL = format('Order %s is on hold (held from %s).', o.order_id, o.held_from),
+              HINT = 'Release its holds first (order_mgmt.release_hold).';
+    END IF;
+    RAISE EXCEPTION 'order % cannot be %', o.order_id, p_action
+        USING ERRCODE = 'OM010',
+              DETAIL = format('Order %s is %s (class %s); this needs class %s.', o.order_id,
+                              o.status, coalesce(v_class, 'none'), array_to_string(p_classes, ' or '));
+END;
+$$;
+
+-- BEFORE UPDATE OF status, when a held status is entered or left: keeps
+-- "the order is held iff it has an open hold" whatever the path.  The API
+-- opens and closes the hold rows itself; set_status or a direct UPDATE
+-- entering a held status opens a 'manual' hold, and leaving it closes the
+-- open ones, with the order_mgmt.reason of the move.  The status event
+-- (order.held, order.hold_released, order.cancelled) records the step.
 CREATE FUNCTION @extschema@.orders_hold_sync()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -189,11 +236,11 @@ AS $$
 DECLARE
     v_reason text := nullif(current_setting('order_mgmt.reason', true), '');
 BEGIN
-    IF NEW.status = 'on_hold' THEN
+    IF @extschema@.status_class('order', NEW.status) = 'held' THEN
         IF NOT EXISTS (SELECT 1 FROM @extschema@.order_holds h
                         WHERE h.order_id = NEW.order_id AND h.released_at IS NULL) THEN
             INSERT INTO @extschema@.order_holds (order_id, kind, reason, placed_by)
-            VALUES (NEW.order_id, 'manual', coalesce(v_reason, 'status set to on_hold'),
+            VALUES (NEW.order_id, 'manual', coalesce(v_reason, 'status set to ' || NEW.status),
                     @extschema@.current_actor());
         END IF;
     ELSE
@@ -210,10 +257,11 @@ CREATE TRIGGER order_mgmt_hold_sync
     BEFORE UPDATE OF status ON @extschema@.orders
     FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status
-          AND (OLD.status = 'on_hold' OR NEW.status = 'on_hold'))
+          AND (@extschema@.status_class('order', OLD.status) = 'held'
+               OR @extschema@.status_class('order', NEW.status) = 'held'))
     EXECUTE FUNCTION @extschema@.orders_hold_sync();
 
--- Open a hold row and put the order on_hold (if it is not already).
+-- Open a hold row and put the order on_hold (if it is not held already).
 -- The order row must be locked by the caller.
 CREATE FUNCTION @extschema@.add_hold(p_order bigint, p_kind text, p_reason text, p_payload jsonb)
 RETURNS bigint
@@ -229,17 +277,67 @@ BEGIN
     PERFORM @extschema@.emit_event(p_order, 'hold', v_hold, 'hold.placed', NULL, NULL, p_reason,
                                    jsonb_build_object('kind', p_kind) || coalesce(p_payload, '{}'));
     SELECT o.status INTO v_status FROM @extschema@.orders o WHERE o.order_id = p_order;
-    IF v_status <> 'on_hold' THEN
+    IF @extschema@.status_class('order', v_status) IS DISTINCT FROM 'held' THEN
         PERFORM @extschema@.move_order(p_order, 'on_hold', p_kind || ' hold: ' || p_reason);
     END IF;
     RETURN v_hold;
 END;
 $$;
 
+-- Close one open hold of a locked order, with its event.  Releasing a
+-- credit hold is a credit approval.
+CREATE FUNCTION @extschema@.close_hold(p_order bigint, p_hold bigint, p_kind text, p_reason text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    UPDATE @extschema@.order_holds x
+       SET released_at = now(), released_by = @extschema@.current_actor(), release_reason = p_reason
+     WHERE x.order_id = p_order AND x.hold_id = p_hold;
+    PERFORM @extschema@.emit_event(p_order, 'hold', p_hold, 'hold.released', NULL, NULL, p_reason,
+                                   jsonb_build_object('kind', p_kind));
+    IF p_kind = 'credit' THEN
+        UPDATE @extschema@.orders x SET credit_approved_at = now()
+         WHERE x.order_id = p_order AND x.credit_approved_at IS NULL;
+    END IF;
+END;
+$$;
+
+-- After a hold of a locked order was closed: when none is left, the order
+-- goes back to the status it was held from; returns the status.
+CREATE FUNCTION @extschema@.after_hold_released(p_order bigint, p_reason text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    o @extschema@.orders;
+BEGIN
+    SELECT * INTO o FROM @extschema@.orders x WHERE x.order_id = p_order;
+    IF @extschema@.status_class('order', o.status) IS DISTINCT FROM 'held'
+       OR EXISTS (SELECT 1 FROM @extschema@.order_holds x
+                   WHERE x.order_id = p_order AND x.released_at IS NULL) THEN
+        RETURN o.status;
+    END IF;
+    PERFORM @extschema@.move_order(p_order, o.held_from, coalesce(p_reason, 'last hold released'));
+    -- an order that was held before its confirmation is confirmed again
+    -- when the hold was a stock hold that the stock itself released
+    IF p_reason = 'stock arrived'
+       AND @extschema@.status_class('order', o.held_from) = 'pending' THEN
+        SELECT * INTO o FROM @extschema@.orders x WHERE x.order_id = p_order;
+        RETURN @extschema@.confirm_locked(o);
+    END IF;
+    RETURN o.held_from;
+END;
+$$;
+
 /*
- * The confirmation decision for a locked order in placed or
- * awaiting_payment.  Order of locks: order row, customer row (credit
- * customers only), stock rows.  Returns the new status.
+ * The confirmation decision for a locked order of the pending class.
+ * 1. Credit (payment_terms credit), unless already approved: takes the
+ *    customer's credit lock; exposure (credit_accounts) + total must fit
+ *    the credit limit.  Approval makes the order count in the exposure.
+ * 2. Prepaid: succeeded authorizations - voids - refunds cover the total.
+ * 3. Stock: reserve_lines.
+ * Holds win over awaiting_payment, which wins over confirmed.
  */
 CREATE FUNCTION @extschema@.confirm_locked(o @extschema@.orders)
 RETURNS text
@@ -255,32 +353,17 @@ DECLARE
     v_pt       record;
 BEGIN
     SELECT * INTO c FROM @extschema@.customers x WHERE x.customer_id = o.customer_id;
-    IF c.payment_terms = 'credit' THEN
-        -- serialise the credit decisions of one customer
-        SELECT * INTO c FROM @extschema@.customers x WHERE x.customer_id = o.customer_id
-           FOR UPDATE;
-        IF NOT EXISTS (SELECT 1 FROM @extschema@.order_holds h
-                        WHERE h.order_id = o.order_id AND h.kind = 'credit'
-                          AND h.released_at IS NOT NULL) THEN
-            SELECT coalesce(sum(x.total - coalesce(t.net_captured, 0)), 0) INTO v_exposure
-              FROM @extschema@.orders x
-              LEFT JOIN LATERAL (
-                  SELECT sum(CASE p.kind WHEN 'capture' THEN p.amount
-                                         WHEN 'refund' THEN -p.amount ELSE 0 END) AS net_captured
-                    FROM @extschema@.payments p
-                   WHERE p.order_id = x.order_id AND p.status = 'succeeded') t ON true
-             WHERE x.customer_id = o.customer_id AND x.order_id <> o.order_id
-               AND (x.status IN ('confirmed', 'processing', 'partially_shipped', 'shipped',
-                                 'delivered')
-                    OR x.held_from IN ('confirmed', 'processing'))
-               AND x.payment_status NOT IN ('paid', 'partially_refunded', 'refunded');
-            v_credit_ok := v_exposure + o.total <= c.credit_limit;
-            PERFORM @extschema@.emit_event(o.order_id, 'order', o.order_id, 'order.credit_checked',
-                        NULL, NULL, NULL,
-                        jsonb_build_object('exposure', v_exposure, 'total', o.total,
-                                           'credit_limit', c.credit_limit, 'passed', v_credit_ok));
+    IF c.payment_terms = 'credit' AND o.credit_approved_at IS NULL THEN
+        v_exposure := @extschema@.credit_exposure(c.customer_id);
+        v_credit_ok := v_exposure + o.total <= c.credit_limit;
+        PERFORM @extschema@.emit_event(o.order_id, 'order', o.order_id, 'order.credit_checked',
+                    NULL, NULL, NULL,
+                    jsonb_build_object('exposure', v_exposure, 'total', o.total,
+                                       'credit_limit', c.credit_limit, 'passed', v_credit_ok));
+        IF v_credit_ok THEN
+            UPDATE @extschema@.orders x SET credit_approved_at = now() WHERE x.order_id = o.order_id;
         END IF;
-    ELSE
+    ELSIF c.payment_terms <> 'credit' THEN
         v_pt := @extschema@.payment_totals(o.order_id);
         v_covered := v_pt.authorized - v_pt.voided - v_pt.refunded;
         v_paid_ok := v_covered >= o.total;
@@ -317,6 +400,18 @@ BEGIN
 END;
 $$;
 
+-- confirm_locked run by automation (an authorization that covers an order
+-- awaiting payment): its events are marked automated.
+CREATE FUNCTION @extschema@.confirm_automated(p_order bigint)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET order_mgmt.automated = on
+AS $$
+BEGIN
+    RETURN @extschema@.confirm_locked(@extschema@.lock_order(p_order));
+END;
+$$;
+
 CREATE FUNCTION @extschema@.confirm_order(order_id bigint)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -326,18 +421,7 @@ DECLARE
     o @extschema@.orders;
 BEGIN
     o := @extschema@.lock_order(confirm_order.order_id);
-    IF o.status = 'on_hold' THEN
-        RAISE EXCEPTION 'order % cannot be confirmed while on hold', o.order_id
-            USING ERRCODE = 'OM010',
-                  DETAIL = format('Order %s is on_hold (held from %s).', o.order_id, o.held_from),
-                  HINT = 'Release its holds first (order_mgmt.release_hold).';
-    END IF;
-    IF o.status NOT IN ('placed', 'awaiting_payment') THEN
-        RAISE EXCEPTION 'order % cannot be confirmed in status %', o.order_id, o.status
-            USING ERRCODE = 'OM010',
-                  DETAIL = format('Order %s is %s; only placed or awaiting_payment orders are confirmed.',
-                                  o.order_id, o.status);
-    END IF;
+    PERFORM @extschema@.require_class(o, '{pending}', 'confirmed');
     RETURN @extschema@.confirm_locked(o);
 END;
 $$;
@@ -362,12 +446,7 @@ BEGIN
         RAISE EXCEPTION 'reason must not be empty' USING ERRCODE = '22023';
     END IF;
     o := @extschema@.lock_order(hold_order.order_id);
-    IF o.status NOT IN ('placed', 'awaiting_payment', 'confirmed', 'processing', 'on_hold') THEN
-        RAISE EXCEPTION 'order % cannot be held in status %', o.order_id, o.status
-            USING ERRCODE = 'OM010',
-                  DETAIL = format('Order %s is %s; holds apply to placed, awaiting_payment, confirmed, processing or on_hold orders.',
-                                  o.order_id, o.status);
-    END IF;
+    PERFORM @extschema@.require_class(o, '{pending,open,held}', 'held');
     RETURN @extschema@.add_hold(o.order_id, kind, reason, NULL);
 END;
 $$;
@@ -396,73 +475,54 @@ BEGIN
             USING ERRCODE = 'OM011',
                   DETAIL = format('The %s hold was released by %s.', h.kind, h.released_by);
     END IF;
-    UPDATE @extschema@.order_holds x
-       SET released_at = now(), released_by = @extschema@.current_actor(),
-           release_reason = release_hold.reason
-     WHERE x.order_id = o.order_id AND x.hold_id = h.hold_id;
-    PERFORM @extschema@.emit_event(o.order_id, 'hold', h.hold_id, 'hold.released', NULL, NULL,
-                                   release_hold.reason, jsonb_build_object('kind', h.kind));
-    IF o.status = 'on_hold' AND NOT EXISTS (
-            SELECT 1 FROM @extschema@.order_holds x
-             WHERE x.order_id = o.order_id AND x.released_at IS NULL) THEN
-        PERFORM @extschema@.move_order(o.order_id, o.held_from,
-                                       coalesce(release_hold.reason, 'last hold released'));
-        RETURN o.held_from;
-    END IF;
-    RETURN o.status;
-END;
-$$;
-
--- Refuse when anything of the order has left the building (OM006).
-CREATE FUNCTION @extschema@.check_not_dispatched(p_order bigint)
-RETURNS void
-LANGUAGE plpgsql STABLE
-AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM @extschema@.order_lines l
-                WHERE l.order_id = p_order AND l.qty_shipped > 0)
-       OR EXISTS (SELECT 1 FROM @extschema@.shipments s
-                   WHERE s.order_id = p_order AND s.dispatched_at IS NOT NULL) THEN
-        RAISE EXCEPTION 'order % cannot be cancelled: goods have been dispatched', p_order
-            USING ERRCODE = 'OM006', HINT = 'Request a return instead.';
-    END IF;
+    PERFORM @extschema@.close_hold(o.order_id, h.hold_id, h.kind, release_hold.reason);
+    RETURN @extschema@.after_hold_released(o.order_id, release_hold.reason);
 END;
 $$;
 
 /*
- * AFTER UPDATE OF status, when an order becomes cancelled by any path
- * (cancel_order, cancel_line, set_status, a direct UPDATE): release every
- * reservation in the same transaction, cancel what is left of each line and
- * close the open holds.  SECURITY DEFINER: it writes stock as the owner.
+ * AFTER UPDATE OF status, when an order enters a closed class (completed,
+ * cancelled) by any path (cancel_order, cancel_line, set_status, a direct
+ * UPDATE): an order in a final status holds no stock.  Releases every
+ * reservation and backorder, cancels what is left of each line (cancelled
+ * class), closes the open holds, and lets waiting demand take the freed
+ * stock, in the same transaction.  SECURITY DEFINER: it writes stock as
+ * the owner.  (Whether the order may be cancelled at all is the lifecycle
+ * trigger's decision: an edge, and nothing dispatched.)
  */
-CREATE FUNCTION @extschema@.orders_cancelled()
+CREATE FUNCTION @extschema@.orders_closed()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_reason text := coalesce(nullif(current_setting('order_mgmt.reason', true), ''),
-                              'order cancelled');
+                              'order ' || NEW.status);
+    v_cancel boolean := @extschema@.status_class('order', NEW.status) = 'cancelled';
+    v_freed  text[];
 BEGIN
-    PERFORM @extschema@.check_not_dispatched(NEW.order_id);
-    PERFORM @extschema@.release_reservations(NEW.order_id, v_reason);
+    v_freed := @extschema@.release_reservations(NEW.order_id, v_reason);
     UPDATE @extschema@.order_lines x
-       SET qty_cancelled = x.qty - x.qty_shipped, qty_reserved = 0, qty_backordered = 0
+       SET qty_cancelled = CASE WHEN v_cancel THEN x.qty - x.qty_shipped ELSE x.qty_cancelled END,
+           qty_reserved = 0, qty_backordered = 0
      WHERE x.order_id = NEW.order_id
-       AND (x.qty_reserved > 0 OR x.qty_backordered > 0 OR x.qty_cancelled < x.qty - x.qty_shipped);
+       AND (x.qty_reserved > 0 OR x.qty_backordered > 0
+            OR (v_cancel AND x.qty_cancelled < x.qty - x.qty_shipped));
     UPDATE @extschema@.order_holds x
        SET released_at = now(), released_by = @extschema@.current_actor(),
            release_reason = v_reason
      WHERE x.order_id = NEW.order_id AND x.released_at IS NULL;
+    PERFORM @extschema@.serve_freed(v_freed);
     RETURN NULL;
 END;
 $$;
 
-CREATE TRIGGER order_mgmt_cancelled
+CREATE TRIGGER order_mgmt_closed
     AFTER UPDATE OF status ON @extschema@.orders
     FOR EACH ROW
-    WHEN (NEW.status = 'cancelled' AND OLD.status IS DISTINCT FROM 'cancelled')
-    EXECUTE FUNCTION @extschema@.orders_cancelled();
+    WHEN (OLD.status IS DISTINCT FROM NEW.status
+          AND @extschema@.status_class('order', NEW.status) IN ('completed', 'cancelled'))
+    EXECUTE FUNCTION @extschema@.orders_closed();
 
 CREATE FUNCTION @extschema@.cancel_order(order_id bigint, reason text)
 RETURNS void
@@ -476,14 +536,9 @@ BEGIN
         RAISE EXCEPTION 'a cancellation needs a reason' USING ERRCODE = '22004';
     END IF;
     o := @extschema@.lock_order(cancel_order.order_id);
-    IF o.status NOT IN ('placed', 'awaiting_payment', 'confirmed', 'processing', 'on_hold') THEN
-        RAISE EXCEPTION 'order % cannot be cancelled in status %', o.order_id, o.status
-            USING ERRCODE = CASE WHEN o.status IN ('partially_shipped', 'shipped', 'delivered',
-                                                   'completed') THEN 'OM006' ELSE 'OM010' END,
-                  DETAIL = format('Order %s is %s.', o.order_id, o.status);
-    END IF;
-    PERFORM @extschema@.check_not_dispatched(o.order_id);
-    -- the order_mgmt_cancelled trigger releases reservations and holds
+    PERFORM @extschema@.require_class(o, '{pending,open,held}', 'cancelled');
+    -- the lifecycle trigger refuses it once goods have left (OM006), and
+    -- order_mgmt_closed releases reservations and holds
     PERFORM @extschema@.move_order(o.order_id, 'cancelled', reason);
 END;
 $$;
@@ -511,12 +566,7 @@ BEGIN
               DETAIL = format('Got %s.', qty);
     END IF;
     o := @extschema@.lock_order(cancel_line.order_id);
-    IF o.status NOT IN ('placed', 'awaiting_payment', 'confirmed', 'processing', 'on_hold') THEN
-        RAISE EXCEPTION 'a line of order % cannot be cancelled in status %', o.order_id, o.status
-            USING ERRCODE = CASE WHEN o.status IN ('partially_shipped', 'shipped', 'delivered',
-                                                   'completed') THEN 'OM006' ELSE 'OM010' END,
-                  DETAIL = format('Order %s is %s.', o.order_id, o.status);
-    END IF;
+    PERFORM @extschema@.require_class(o, '{pending,open,held}', 'changed');
     SELECT * INTO l FROM @extschema@.order_lines x
      WHERE x.order_id = o.order_id AND x.line_no = cancel_line.line_no;
     IF NOT FOUND THEN
@@ -531,7 +581,7 @@ BEGIN
                   DETAIL = format('Only %s unit(s) of the line are open (qty %s, shipped %s, cancelled %s).',
                                   v_open, l.qty, l.qty_shipped, l.qty_cancelled);
     END IF;
-    -- cancel backordered units first, then the unreserved shortfall, then reserved units
+    -- cancel waiting units first, then units never allocated, then reserved units
     v_left := qty;
     v_bo := least(v_left, l.qty_backordered);
     v_left := v_left - v_bo;
@@ -540,8 +590,6 @@ BEGIN
     v_left := v_left - v_short;
     v_res := v_left;
     IF v_res > 0 THEN
-        PERFORM 1 FROM @extschema@.stock s
-         WHERE s.warehouse_id = l.warehouse_id AND s.sku = l.sku FOR UPDATE;
         PERFORM @extschema@.stock_move(l.warehouse_id, l.sku, 'release', 0, -v_res, o.order_id,
                                        l.line_no, reason);
     END IF;
@@ -555,6 +603,9 @@ BEGIN
     PERFORM @extschema@.emit_event(o.order_id, 'line', l.line_no, 'line.cancelled', NULL, NULL,
                                    reason, jsonb_build_object('qty', qty, 'released', v_res,
                                                               'backorder_cancelled', v_bo));
+    IF v_res > 0 THEN
+        PERFORM @extschema@.serve_waiting_demand(l.warehouse_id, l.sku);
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM @extschema@.order_lines x
                     WHERE x.order_id = o.order_id AND x.qty_cancelled < x.qty) THEN
         PERFORM @extschema@.move_order(o.order_id, 'cancelled',

@@ -1,8 +1,10 @@
 -- Roles, privileges and pg_dump registration.
 
 ------------------------------------------------------------------------
--- pg_dump keeps every user-data table and sequence; seed transitions are
--- filtered so a restore does not duplicate them.
+-- pg_dump keeps every user-data table and sequence; seed statuses and
+-- transitions are filtered so a restore does not duplicate them.  Derived
+-- tables are not dumped: credit_accounts is rebuilt by the restore's own
+-- inserts (order_mgmt_money), stock_pending is empty outside a transaction.
 ------------------------------------------------------------------------
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.customers', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.products', '');
@@ -12,6 +14,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.calendar_exceptions', ''
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.services', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.lanes', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.zone_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.statuses', 'WHERE NOT is_seed');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.transitions', 'WHERE NOT is_seed');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.orders', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.orders_order_id_seq', '');
@@ -24,7 +27,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.returns_return_id_seq', 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.return_lines', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.events', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.events_seq_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.stock', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.stock_levels', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.inventory_movements', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.inventory_movements_movement_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_holds', '');
@@ -77,4 +80,8 @@ GRANT EXECUTE ON FUNCTION
 TO order_mgmt_operator;
 -- the at-risk view calls the estimator with the reader's rights
 GRANT EXECUTE ON FUNCTION @extschema@.estimate_order_delivery(bigint) TO order_mgmt_reader;
+-- Trigger conditions and trigger functions run as the role that writes the
+-- row; these two only read the class of a status and the claimed actor.
+GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.current_actor()
+    TO PUBLIC;
 GRANT SELECT ON @extschema@.orders_at_risk TO order_mgmt_reader;

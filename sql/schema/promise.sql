@@ -1,32 +1,30 @@
 -- The delivery promise: the C engine (calendars, estimates, services),
 -- the promise stored on orders and shipments, and orders_at_risk.
 
-CREATE FUNCTION @extschema@.reference_data_changed() RETURNS trigger
-    LANGUAGE c AS 'MODULE_PATHNAME', 'reference_data_changed';
 
 CREATE TRIGGER order_mgmt_reference_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.calendars
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_cache();
 
 CREATE TRIGGER order_mgmt_reference_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.calendar_exceptions
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_cache();
 
 CREATE TRIGGER order_mgmt_reference_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.warehouses
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_cache();
 
 CREATE TRIGGER order_mgmt_reference_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.services
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_cache();
 
 CREATE TRIGGER order_mgmt_reference_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.lanes
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_cache();
 
 CREATE TRIGGER order_mgmt_reference_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.zone_rules
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.reference_data_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_cache();
 
 CREATE FUNCTION @extschema@.is_business_day(day date, calendar_id text)
 RETURNS boolean
@@ -72,53 +70,9 @@ CREATE FUNCTION @extschema@.promise_trigger() RETURNS trigger
 CREATE TRIGGER order_mgmt_promise BEFORE UPDATE OF status ON @extschema@.orders
     FOR EACH ROW EXECUTE FUNCTION @extschema@.promise_trigger();
 
--- A new shipment takes the order's promise and its own estimate: from its
--- warehouse, with its service (else the order's, else the cheapest that
--- meets the promise, else the fastest), starting at created_at.
+-- A new shipment takes the order's promise and its own estimate (C).
 CREATE FUNCTION @extschema@.shipment_promise_trigger() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    o   record;
-    svc text;
-    est record;
-BEGIN
-    SELECT ord.promised_delivery_earliest, ord.promised_delivery_latest, ord.service_id,
-           ord.ship_to_country, ord.ship_to_postal, ord.placed_at
-      INTO o FROM @extschema@.orders ord WHERE ord.order_id = NEW.order_id;
-    IF NOT FOUND THEN
-        RETURN NEW;             -- the foreign key reports it
-    END IF;
-    IF NEW.promised_delivery_earliest IS NULL AND NEW.promised_delivery_latest IS NULL THEN
-        NEW.promised_delivery_earliest := o.promised_delivery_earliest;
-        NEW.promised_delivery_latest := o.promised_delivery_latest;
-    END IF;
-    IF NEW.estimated_delivery_earliest IS NOT NULL OR NEW.estimated_delivery_latest IS NOT NULL
-       OR NOT EXISTS (SELECT 1 FROM @extschema@.warehouses w
-                       WHERE w.warehouse_id = NEW.warehouse_id AND w.calendar_id IS NOT NULL) THEN
-        RETURN NEW;
-    END IF;
-    svc := coalesce(NEW.service_id, o.service_id);
-    IF svc IS NULL THEN
-        svc := coalesce(
-            @extschema@.best_service(NEW.warehouse_id, o.ship_to_country, o.ship_to_postal,
-                                     greatest(o.placed_at, NEW.created_at), NULL,
-                                     NEW.promised_delivery_latest, 'cheapest'),
-            @extschema@.best_service(NEW.warehouse_id, o.ship_to_country, o.ship_to_postal,
-                                     greatest(o.placed_at, NEW.created_at), NULL, NULL,
-                                     'fastest'));
-    END IF;
-    IF svc IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.services s WHERE s.service_id = svc) THEN
-        RETURN NEW;
-    END IF;
-    est := @extschema@.estimate_delivery(NEW.warehouse_id, svc, o.ship_to_country,
-                                         o.ship_to_postal, greatest(o.placed_at, NEW.created_at));
-    NEW.estimated_delivery_earliest := est.delivery_earliest;
-    NEW.estimated_delivery_latest := est.delivery_latest;
-    RETURN NEW;
-END;
-$$;
+    LANGUAGE c AS 'MODULE_PATHNAME', 'shipment_promise_trigger';
 
 CREATE TRIGGER order_mgmt_promise BEFORE INSERT ON @extschema@.shipments
     FOR EACH ROW EXECUTE FUNCTION @extschema@.shipment_promise_trigger();
@@ -126,44 +80,7 @@ CREATE TRIGGER order_mgmt_promise BEFORE INSERT ON @extschema@.shipments
 CREATE FUNCTION @extschema@.choose_service(
     shipment_id bigint, strategy text DEFAULT 'cheapest', as_of timestamptz DEFAULT NULL)
 RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    s       record;
-    v_start timestamptz;
-    v_svc   text;
-BEGIN
-    IF shipment_id IS NULL OR strategy IS NULL THEN
-        RAISE EXCEPTION 'shipment_id and strategy must not be null' USING ERRCODE = '22004';
-    END IF;
-    IF strategy NOT IN ('cheapest', 'fastest') THEN
-        RAISE EXCEPTION 'unknown strategy "%"', strategy
-            USING ERRCODE = '22023', DETAIL = 'strategy must be cheapest or fastest.';
-    END IF;
-    SELECT sh.warehouse_id, sh.created_at, o.placed_at, o.ship_to_country, o.ship_to_postal,
-           coalesce(sh.promised_delivery_latest, o.promised_delivery_latest) AS deliver_by
-      INTO s
-      FROM @extschema@.shipments sh JOIN @extschema@.orders o USING (order_id)
-     WHERE sh.shipment_id = choose_service.shipment_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'shipment % does not exist', shipment_id USING ERRCODE = 'OM004';
-    END IF;
-    v_start := greatest(coalesce(as_of, now()), s.placed_at);
-    v_svc := @extschema@.best_service(s.warehouse_id, s.ship_to_country, s.ship_to_postal,
-                                      v_start, NULL, s.deliver_by, strategy);
-    IF v_svc IS NULL THEN
-        RAISE EXCEPTION 'no service can deliver shipment % by %', shipment_id,
-                        coalesce(s.deliver_by::text, 'any date')
-            USING ERRCODE = 'OM021',
-                  DETAIL = format('Warehouse "%s", destination %s %s, handling from %s.',
-                                  s.warehouse_id, s.ship_to_country,
-                                  coalesce(s.ship_to_postal, ''), v_start),
-                  HINT = 'Add a faster service or lane, or renegotiate the promise.';
-    END IF;
-    RETURN v_svc;
-END;
-$$;
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'choose_service';
 
 CREATE VIEW @extschema@.orders_at_risk AS
 SELECT o.order_id, o.status, o.promised_delivery_latest,
@@ -173,7 +90,7 @@ SELECT o.order_id, o.status, o.promised_delivery_latest,
             ELSE 'late' END AS risk
   FROM @extschema@.orders o
  CROSS JOIN LATERAL @extschema@.estimate_order_delivery(o.order_id) e
- WHERE o.status IN ('awaiting_payment', 'confirmed', 'processing', 'on_hold')
+ WHERE @extschema@.status_class('order', o.status) IN ('pending', 'open', 'held')
    AND o.promised_delivery_latest IS NOT NULL
    AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest);
 
@@ -206,7 +123,7 @@ BEGIN
            promised_delivery_latest = e.delivery_latest
       FROM @extschema@.estimate_order_delivery(NEW.order_id) e
      WHERE o.order_id = NEW.order_id AND e.known
-       AND o.status IN ('confirmed', 'processing')
+       AND @extschema@.status_class('order', o.status) = 'open'
        AND o.promised_delivery_latest IS NULL;
     RETURN NULL;
 END;

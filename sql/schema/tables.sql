@@ -99,11 +99,27 @@ CREATE TABLE @extschema@.zone_rules (
 );
 
 ------------------------------------------------------------------------
--- Lifecycle graphs as data, one row per legal edge.  Leaving 'on_hold' for
--- the status it was held from needs no row (the trigger allows it).
--- requires: columns that must be non-null on the row entering to_status.
--- A status with no outgoing edge is final.
+-- Lifecycle graphs as data.  statuses: every status and what it means
+-- (its class; the checks of the API and the views read the class, never
+-- a list of names).  transitions: one row per legal edge.  Leaving a held
+-- status for the status it was held from needs no row (the trigger allows
+-- it).  requires: columns that must be non-null on the row entering
+-- to_status.  A status with no outgoing edge is final.
 ------------------------------------------------------------------------
+CREATE TABLE @extschema@.statuses (
+    entity  text NOT NULL CHECK (entity IN ('order', 'shipment', 'return')),
+    status  text NOT NULL CHECK (status <> '' AND length(status) < 64),
+    class   text NOT NULL,
+    is_seed boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (entity, status),
+    CONSTRAINT statuses_class_check CHECK (
+        entity = 'order' AND class IN ('pending', 'held', 'open', 'shipping', 'delivered',
+                                       'completed', 'cancelled')
+        OR entity = 'shipment' AND class IN ('preparing', 'in_transit', 'delivered', 'failed',
+                                             'cancelled')
+        OR entity = 'return' AND class IN ('open', 'completed', 'cancelled'))
+);
+
 CREATE TABLE @extschema@.transitions (
     entity      text NOT NULL CHECK (entity IN ('order', 'shipment', 'return')),
     from_status text NOT NULL CHECK (from_status <> '' AND length(from_status) < 64),
@@ -112,7 +128,11 @@ CREATE TABLE @extschema@.transitions (
     requires    text[] NOT NULL DEFAULT '{}',
     is_seed     boolean NOT NULL DEFAULT false,
     PRIMARY KEY (entity, from_status, to_status),
-    CHECK (from_status <> to_status)
+    CHECK (from_status <> to_status),
+    CONSTRAINT transitions_from_status_fkey FOREIGN KEY (entity, from_status)
+        REFERENCES @extschema@.statuses,
+    CONSTRAINT transitions_to_status_fkey FOREIGN KEY (entity, to_status)
+        REFERENCES @extschema@.statuses
 );
 
 ------------------------------------------------------------------------
@@ -150,8 +170,15 @@ CREATE TABLE @extschema@.orders (
     promised_delivery_latest   date,
     placed_at                  timestamptz NOT NULL DEFAULT now(),
     request_hash               text,
-    PRIMARY KEY (order_id),
-    CHECK ((status = 'on_hold') = (held_from IS NOT NULL))
+    -- credit: when the order's credit was approved (check passed, or a
+    -- credit hold released); exposure: what it adds to its customer's
+    -- credit exposure (derived, kept by order_mgmt_money)
+    credit_approved_at         timestamptz,
+    exposure                   numeric(14,2) NOT NULL DEFAULT 0,
+    -- changed by every API call that changes the order or its lines, so a
+    -- REPEATABLE READ caller with an older snapshot gets 40001, not stale lines
+    updated_at                 timestamptz,
+    PRIMARY KEY (order_id)
 );
 ALTER SEQUENCE @extschema@.orders_order_id_seq OWNED BY @extschema@.orders.order_id;
 CREATE INDEX orders_customer_idx ON @extschema@.orders (customer_id);
@@ -178,6 +205,8 @@ CREATE TABLE @extschema@.order_lines (
     CHECK (qty_returned <= qty_delivered)
 );
 CREATE INDEX order_lines_sku_idx ON @extschema@.order_lines (sku);
+-- the queue of demand waiting for stock (backordered and stock-held lines)
+CREATE INDEX order_lines_waiting_idx ON @extschema@.order_lines (sku) WHERE qty_backordered > 0;
 
 CREATE SEQUENCE @extschema@.shipments_shipment_id_seq;
 
@@ -266,6 +295,7 @@ CREATE TABLE @extschema@.events (
     automated   boolean NOT NULL DEFAULT false,
     reason      text,
     payload     jsonb,
+    db_role     text,           -- session_user of the writer (null before 0.4.0)
     PRIMARY KEY (order_id, seq)
 );
 ALTER SEQUENCE @extschema@.events_seq_seq OWNED BY @extschema@.events.seq;
@@ -273,22 +303,38 @@ CREATE INDEX events_tx_seq_idx ON @extschema@.events (tx, seq);
 CREATE INDEX events_occurred_at_idx ON @extschema@.events USING brin (occurred_at);
 
 ------------------------------------------------------------------------
--- Inventory.  stock is master data keyed by (warehouse_id, sku); every
--- change of on_hand or reserved is one inventory_movements row written in
--- the same statement (stock_move), so the ledger always sums to the stock
--- rows.  Movements are warehouse-scoped, not order-scoped: order_id and
--- line_no only say which order line a reserve/release was for.
+-- Inventory (src/stock.c).  stock_levels holds the committed quantities
+-- of each (warehouse_id, sku); a transaction records its changes in
+-- stock_pending (with their movements in inventory_movements) and applies
+-- them at commit, so no stock row is locked across calls.  The view stock
+-- shows the committed quantities plus the reader's own pending changes.
+-- Movements are warehouse-scoped, not order-scoped: order_id and line_no
+-- only say which order line a reserve/release was for.
 ------------------------------------------------------------------------
-CREATE TABLE @extschema@.stock (
-    warehouse_id text NOT NULL REFERENCES @extschema@.warehouses,
-    sku          text NOT NULL REFERENCES @extschema@.products,
-    on_hand      int NOT NULL DEFAULT 0 CHECK (on_hand >= 0),
-    reserved     int NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+CREATE TABLE @extschema@.stock_levels (
+    warehouse_id text NOT NULL,
+    sku          text NOT NULL,
+    on_hand      int NOT NULL DEFAULT 0,
+    reserved     int NOT NULL DEFAULT 0,
     updated_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (warehouse_id, sku),
-    CONSTRAINT stock_reserved_le_on_hand CHECK (reserved <= on_hand)
+    CONSTRAINT stock_levels_pkey PRIMARY KEY (warehouse_id, sku),
+    CONSTRAINT stock_levels_warehouse_id_fkey FOREIGN KEY (warehouse_id)
+        REFERENCES @extschema@.warehouses,
+    CONSTRAINT stock_levels_sku_fkey FOREIGN KEY (sku) REFERENCES @extschema@.products,
+    CONSTRAINT stock_levels_on_hand_check CHECK (on_hand >= 0),
+    CONSTRAINT stock_levels_reserved_check CHECK (reserved >= 0),
+    CONSTRAINT stock_levels_reserved_le_on_hand CHECK (reserved <= on_hand)
 );
-CREATE INDEX stock_sku_idx ON @extschema@.stock (sku);
+CREATE INDEX stock_levels_sku_idx ON @extschema@.stock_levels (sku);
+
+-- Rows live only inside the transaction that writes them (see stock.c).
+CREATE TABLE @extschema@.stock_pending (
+    warehouse_id   text NOT NULL,
+    sku            text NOT NULL,
+    on_hand_delta  int NOT NULL,
+    reserved_delta int NOT NULL
+);
+CREATE INDEX stock_pending_stock_idx ON @extschema@.stock_pending (warehouse_id, sku);
 
 CREATE SEQUENCE @extschema@.inventory_movements_movement_id_seq;
 
@@ -307,7 +353,9 @@ CREATE TABLE @extschema@.inventory_movements (
     actor          text NOT NULL,
     created_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (movement_id),
-    FOREIGN KEY (warehouse_id, sku) REFERENCES @extschema@.stock,
+    CONSTRAINT inventory_movements_warehouse_id_fkey FOREIGN KEY (warehouse_id)
+        REFERENCES @extschema@.warehouses,
+    CONSTRAINT inventory_movements_sku_fkey FOREIGN KEY (sku) REFERENCES @extschema@.products,
     CHECK (on_hand_delta <> 0 OR reserved_delta <> 0)
 );
 ALTER SEQUENCE @extschema@.inventory_movements_movement_id_seq
@@ -362,3 +410,14 @@ CREATE TABLE @extschema@.payments (
 );
 ALTER SEQUENCE @extschema@.payments_payment_id_seq OWNED BY @extschema@.payments.payment_id;
 
+
+------------------------------------------------------------------------
+-- Credit exposure per customer (src/credit.c), kept by the trigger
+-- order_mgmt_money: always the sum of orders.exposure of the customer.
+-- Derived data: not dumped; a restore rebuilds it through that trigger.
+------------------------------------------------------------------------
+CREATE TABLE @extschema@.credit_accounts (
+    customer_id text PRIMARY KEY REFERENCES @extschema@.customers,
+    exposure    numeric(14,2) NOT NULL DEFAULT 0,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -49,8 +49,9 @@ SELECT throws_ok($$SELECT order_mgmt.receive_stock('T-W1', 'NOPE', 1)$$, 'OM004'
 SELECT throws_ok($$SELECT order_mgmt.adjust_stock('T-W1', 'T-A', -6, 'gone')$$, 'OM014', NULL, 'adjust_stock below zero is OM014');
 SELECT throws_ok($$SELECT order_mgmt.adjust_stock('T-W1', 'T-A', -1, NULL)$$, '22004', NULL, 'adjust_stock needs a reason');
 SELECT throws_ok($$SELECT order_mgmt.adjust_stock('T-W1', 'T-A', 0, 'x')$$, '22023', NULL, 'adjust_stock: delta 0 is 22023');
-SELECT throws_ok($$UPDATE order_mgmt.stock SET reserved = on_hand + 1$$, '23514', NULL, 'reserved <= on_hand is a constraint');
-SELECT throws_ok($$UPDATE order_mgmt.stock SET on_hand = -1, reserved = 0$$, '23514', NULL, 'on_hand >= 0 is a constraint');
+-- (stock_levels holds the committed rows of the view stock)
+SELECT throws_ok($$INSERT INTO order_mgmt.stock_levels (warehouse_id, sku, on_hand, reserved) VALUES ('T-W2', 'T-B', 1, 2)$$, '23514', NULL, 'reserved <= on_hand is a constraint');
+SELECT throws_ok($$INSERT INTO order_mgmt.stock_levels (warehouse_id, sku, on_hand, reserved) VALUES ('T-W2', 'T-B', -1, 0)$$, '23514', NULL, 'on_hand >= 0 is a constraint');
 SELECT is(pg_temp.digest(), (SELECT v FROM d), 'rejected stock calls changed nothing');
 
 -- confirmation: credit customer, reservation across warehouses --------------
@@ -187,7 +188,7 @@ SET LOCAL ROLE t_op;
 SET LOCAL order_mgmt.actor = 'alice';
 SELECT is(order_mgmt.hold_order(:o1, 'manual', 'operator hold') > 0, true, 'an operator may call the API');
 SELECT throws_ok(format('UPDATE order_mgmt.orders SET payment_status = ''paid'' WHERE order_id = %s', :o1), '42501', NULL, 'an operator cannot write orders directly');
-SELECT throws_ok($$UPDATE order_mgmt.stock SET on_hand = on_hand + 1$$, '42501', NULL, 'nor stock');
+SELECT throws_ok($$UPDATE order_mgmt.stock_levels SET on_hand = on_hand + 1$$, '42501', NULL, 'nor stock');
 SELECT throws_ok($$SELECT order_mgmt.stock_move('T-W1', 'T-A', 'receipt', 1, 0, NULL, NULL, NULL)$$, '42501', NULL, 'nor call internal helpers');
 RESET ROLE;
 SET LOCAL ROLE t_nobody;

@@ -1,0 +1,405 @@
+/*
+ * stock.c
+ *		Stock changes without long-held locks.
+ *
+ * LOCK ORDER (README "Concurrency"; every API function follows it):
+ *   1. the order rows a call acts on (FOR UPDATE); other people's waiting
+ *      orders only with SKIP LOCKED, never waited for;
+ *   2. the customer's credit lock (credit.c), held to the end of the
+ *      transaction, for any change of credit exposure;
+ *   3. stock: never a lock held across calls.  A change of a stock row
+ *      takes a per-(warehouse, sku) lock for microseconds (check, record),
+ *      and at commit each transaction applies its net changes to the stock
+ *      rows in (warehouse_id, sku) order while holding those locks.
+ * Since no call holds a stock row while it waits for anything else, a
+ * transaction may reserve, release and receive stock of any skus in any
+ * order, in as many calls as it likes, without deadlocking with another.
+ *
+ * How: a change is recorded as a row of stock_pending (and its movement in
+ * inventory_movements) by the transaction that makes it.  stock_levels
+ * holds the committed quantities; the view stock adds the current
+ * transaction's own pending rows.  Availability for a decision is
+ *   committed (on_hand - reserved), read with the latest snapshot,
+ *   + this transaction's pending changes,
+ *   + the pending changes of transactions still in progress that lower
+ *     availability (reserves, negative adjustments), read with a dirty
+ *     snapshot; their increases are ignored until they commit.
+ * That is pessimistic, so the committed rows can never break
+ * 0 <= reserved <= on_hand, in any isolation level, and a REPEATABLE READ
+ * transaction never fails with 40001 because of stock.  A deferred trigger
+ * applies the pending rows at commit and deletes them, in the same
+ * transaction, so no other session ever sees them committed.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/fmgroids.h"
+#include "utils/snapmgr.h"
+
+#include "order_mgmt.h"
+
+#define STOCK_LOCK_CLASS 0x4F53	/* advisory lock field4 of stock locks ("OS") */
+
+static bool pending_to_apply = false;	/* this transaction recorded a change */
+
+static void
+StockXactCallback(XactEvent event, void *arg)
+{
+	if (event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_PRE_PREPARE)
+		pending_to_apply = false;
+}
+
+/* The lock of one (warehouse, sku): an advisory lock tag no SQL can make. */
+static void
+StockLockTag(LOCKTAG *tag, const char *warehouse, const char *sku)
+{
+	uint32		h1 = hash_bytes((const unsigned char *) warehouse, strlen(warehouse));
+	uint32		h2 = hash_bytes((const unsigned char *) sku, strlen(sku));
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, h1, h2, STOCK_LOCK_CLASS);
+}
+
+/* Committed availability (on_hand - reserved) from stock_levels, latest snapshot. */
+static int64
+CommittedAvailable(Datum *keys)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	bool		isnull;
+	int64		avail;
+
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT on_hand::pg_catalog.int8 OPERATOR(pg_catalog.-) reserved"
+									" FROM " OM_SCHEMA ".stock_levels WHERE warehouse_id"
+									" OPERATOR(pg_catalog.=) $1 AND sku OPERATOR(pg_catalog.=) $2",
+									2, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plan = p;
+	}
+	if (SPI_execute_snapshot(plan, keys, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s.stock_levels", OM_SCHEMA);
+	if (SPI_processed == 0)
+		return 0;
+	avail = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return avail;
+}
+
+/*
+ * Pending changes of (warehouse, sku): this transaction's in full, other
+ * transactions' only where they lower availability.  A dirty snapshot
+ * shows rows of transactions in progress; rows of committed transactions
+ * are gone (deleted by their own commit-time apply).
+ */
+static int64
+PendingAvailable(Datum *keys)
+{
+	Relation	rel = table_open(OmRelid("stock_pending"), AccessShareLock);
+	Relation	idx = index_open(get_relname_relid("stock_pending_stock_idx",
+												   RelationGetNamespace(rel)), AccessShareLock);
+	SnapshotData dirty;
+	ScanKeyData key[2];
+	IndexScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	int			att_dh = SPI_fnumber(RelationGetDescr(rel), "on_hand_delta");
+	int			att_dr = SPI_fnumber(RelationGetDescr(rel), "reserved_delta");
+	int64		sum = 0;
+
+	InitDirtySnapshot(dirty);
+	for (int i = 0; i < 2; i++)
+		ScanKeyEntryInitialize(&key[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   DEFAULT_COLLATION_OID, F_TEXTEQ, keys[i]);
+	scan = index_beginscan(rel, idx, &dirty, 2, 0);
+	index_rescan(scan, key, 2, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		should_free,
+					isnull;
+		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		int64		change = (int64) DatumGetInt32(slot_getattr(slot, att_dh, &isnull))
+			- DatumGetInt32(slot_getattr(slot, att_dr, &isnull));
+
+		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tup->t_data)))
+			sum += change;
+		else if (change < 0)
+			sum += change;
+		if (should_free)
+			heap_freetuple(tup);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return sum;
+}
+
+/* Availability for a decision by this transaction (inside SPI, as owner). */
+static int64
+Available(Datum *keys)
+{
+	return CommittedAvailable(keys) + PendingAvailable(keys);
+}
+
+/* Record a change: its pending row and its movement (inside SPI, as owner). */
+static void
+Record(Datum *keys, const char *kind, int32 dh, int32 dr, Datum order_id, bool order_null,
+	   Datum line_no, bool line_null, Datum reason, bool reason_null)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[8] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID, INT4OID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', order_null ? 'n' : ' ',
+	line_null ? 'n' : ' ', reason_null ? 'n' : ' '};
+
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("WITH p AS (INSERT INTO " OM_SCHEMA ".stock_pending"
+									" (warehouse_id, sku, on_hand_delta, reserved_delta)"
+									" VALUES ($1, $2, $4, $5))"
+									" INSERT INTO " OM_SCHEMA ".inventory_movements"
+									" (warehouse_id, sku, kind, on_hand_delta, reserved_delta,"
+									" order_id, line_no, reason, actor)"
+									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+									OM_SCHEMA ".current_actor())", 8, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plan = p;
+	}
+	values[0] = keys[0];
+	values[1] = keys[1];
+	values[2] = CStringGetTextDatum(kind);
+	values[3] = Int32GetDatum(dh);
+	values[4] = Int32GetDatum(dr);
+	values[5] = order_id;
+	values[6] = line_no;
+	values[7] = reason;
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record a stock change");
+	pending_to_apply = true;
+}
+
+/*
+ * The one home of a stock change: under the (warehouse, sku) lock, decide
+ * against the pessimistic availability and record it.  want_partial: take
+ * what is available of a reservation (returns the reserved quantity);
+ * otherwise a change that lowers availability below zero fails with OM014.
+ */
+static int32
+StockChange(FunctionCallInfo fcinfo, bool want_partial)
+{
+	static bool callback_registered = false;
+	static const char *const names[] = {"warehouse_id", "sku", "kind", "on_hand_delta",
+	"reserved_delta"};
+	char	   *warehouse,
+			   *sku,
+			   *kind;
+	Datum		keys[2];
+	int32		dh,
+				dr;
+	int64		avail;
+	LOCKTAG		tag;
+	OmSavedUser saved;
+
+	OmRequireArgs(fcinfo, names, 5);
+	keys[0] = PG_GETARG_DATUM(0);
+	keys[1] = PG_GETARG_DATUM(1);
+	warehouse = TextDatumGetCString(keys[0]);
+	sku = TextDatumGetCString(keys[1]);
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	dh = PG_GETARG_INT32(3);
+	dr = PG_GETARG_INT32(4);
+	if (!callback_registered)
+	{
+		RegisterXactCallback(StockXactCallback, NULL);
+		callback_registered = true;
+	}
+
+	StockLockTag(&tag, warehouse, sku);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	OmBecomeOwner(OmRelid("stock_levels"), &saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	avail = Available(keys);
+	if (want_partial)
+		dr = (int32) Max(Min((int64) dr, avail), 0);
+	else if ((int64) dh - dr < 0 && avail + dh - dr < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OM_NOT_ENOUGH_STOCK),
+				 errmsg("not enough unreserved stock of \"%s\" in warehouse \"%s\"", sku, warehouse),
+				 errdetail("%lld unit(s) are available (on hand, not reserved nor being reserved); the %s needs %d.",
+						   (long long) Max(avail, 0), kind, dr - dh),
+				 errhint("Cancel or reallocate reservations first.")));
+	if (dh != 0 || dr != 0)
+		Record(keys, kind, dh, dr, PG_GETARG_DATUM(5), PG_ARGISNULL(5), PG_GETARG_DATUM(6),
+			   PG_ARGISNULL(6), PG_GETARG_DATUM(7), PG_ARGISNULL(7));
+	SPI_finish();
+	OmRestoreUser(&saved);
+	LockRelease(&tag, ExclusiveLock, false);
+	return want_partial ? dr : dh;
+}
+
+/*
+ * stock_move(warehouse_id, sku, kind, on_hand_delta, reserved_delta,
+ * order_id, line_no, reason): record one change of a stock row with its
+ * movement.  A change that lowers availability needs it (OM014).
+ */
+PG_FUNCTION_INFO_V1(stock_move);
+Datum
+stock_move(PG_FUNCTION_ARGS)
+{
+	StockChange(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * stock_reserve(warehouse_id, sku, kind, 0, qty, order_id, line_no, reason)
+ * -> the quantity reserved: as much of qty as is available.
+ */
+PG_FUNCTION_INFO_V1(stock_reserve);
+Datum
+stock_reserve(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(StockChange(fcinfo, true));
+}
+
+/*
+ * stock_available(warehouse_id, sku) -> int: what a reservation by this
+ * transaction could take now (a hint: another transaction may take it
+ * first; stock_reserve decides).
+ */
+PG_FUNCTION_INFO_V1(stock_available);
+Datum
+stock_available(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"warehouse_id", "sku"};
+	Datum		keys[2];
+	OmSavedUser saved;
+	int64		avail;
+
+	OmRequireArgs(fcinfo, names, 2);
+	keys[0] = PG_GETARG_DATUM(0);
+	keys[1] = PG_GETARG_DATUM(1);
+	OmBecomeOwner(OmRelid("stock_levels"), &saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	avail = Available(keys);
+	SPI_finish();
+	OmRestoreUser(&saved);
+	PG_RETURN_INT32((int32) Max(Min(avail, PG_INT32_MAX), 0));
+}
+
+/* Apply this transaction's net change of one stock row (inside SPI). */
+static void
+ApplyOne(Datum wh, Datum sku, Datum dh, Datum dr)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, INT4OID, INT4OID};
+	Datum		values[4] = {wh, sku, dh, dr};
+	LOCKTAG		tag;
+
+	StockLockTag(&tag, TextDatumGetCString(wh), TextDatumGetCString(sku));
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);	/* held to commit */
+	if (plan == NULL)
+	{
+		/* not INSERT ... ON CONFLICT: its CHECKs would judge the deltas alone */
+		SPIPlanPtr	p = SPI_prepare("WITH u AS (UPDATE " OM_SCHEMA ".stock_levels s"
+									" SET on_hand = s.on_hand OPERATOR(pg_catalog.+) $3,"
+									" reserved = s.reserved OPERATOR(pg_catalog.+) $4,"
+									" updated_at = pg_catalog.now()"
+									" WHERE s.warehouse_id OPERATOR(pg_catalog.=) $1"
+									" AND s.sku OPERATOR(pg_catalog.=) $2 RETURNING 1)"
+									" INSERT INTO " OM_SCHEMA ".stock_levels"
+									" (warehouse_id, sku, on_hand, reserved)"
+									" SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT FROM u)",
+									4, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plan = p;
+	}
+	/* latest snapshot: the row's newest version is committed (we hold its lock) */
+	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 false, true, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not apply a stock change");
+}
+
+/*
+ * stock_apply(): DEFERRABLE INITIALLY DEFERRED constraint trigger on
+ * stock_pending.  At commit, applies this transaction's pending changes to
+ * stock_levels in (warehouse_id, sku) order, deletes them, then lets the
+ * freed stock serve waiting demand (which may record more changes: loop).
+ */
+PG_FUNCTION_INFO_V1(stock_apply);
+Datum
+stock_apply(PG_FUNCTION_ARGS)
+{
+	OmSavedUser saved;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "stock_apply must be called as a trigger");
+	if (!pending_to_apply)
+		return PointerGetDatum(NULL);
+	OmBecomeOwner(OmRelid("stock_levels"), &saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (int round = 0; pending_to_apply && round < 100; round++)
+	{
+		SPITupleTable *tab;
+		uint64		n;
+
+		pending_to_apply = false;
+		if (SPI_execute("SELECT warehouse_id, sku, sum(on_hand_delta)::int4, sum(reserved_delta)::int4"
+						" FROM " OM_SCHEMA ".stock_pending GROUP BY warehouse_id, sku"
+						" ORDER BY warehouse_id COLLATE \"C\", sku COLLATE \"C\"", false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read %s.stock_pending", OM_SCHEMA);
+		tab = SPI_tuptable;
+		n = SPI_processed;
+		for (uint64 r = 0; r < n; r++)
+		{
+			bool		isnull;
+			Datum		v[4];
+
+			for (int i = 0; i < 4; i++)
+				v[i] = SPI_getbinval(tab->vals[r], tab->tupdesc, i + 1, &isnull);
+			ApplyOne(v[0], v[1], v[2], v[3]);
+		}
+		if (SPI_execute("DELETE FROM " OM_SCHEMA ".stock_pending", false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not clear %s.stock_pending", OM_SCHEMA);
+		/* the last look for waiting demand, now that every change is counted */
+		for (uint64 r = 0; r < n; r++)
+		{
+			Oid			argtypes[2] = {TEXTOID, TEXTOID};
+			Datum		keys[2];
+			bool		isnull;
+
+			keys[0] = SPI_getbinval(tab->vals[r], tab->tupdesc, 1, &isnull);
+			keys[1] = SPI_getbinval(tab->vals[r], tab->tupdesc, 2, &isnull);
+			if (SPI_execute_with_args("SELECT " OM_SCHEMA ".serve_waiting_demand($1, $2)", 2,
+									  argtypes, keys, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not serve waiting demand");
+		}
+	}
+	SPI_finish();
+	OmRestoreUser(&saved);
+	return PointerGetDatum(NULL);
+}
