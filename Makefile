@@ -31,7 +31,7 @@ REGRESS = lifecycle place_order set_status events placement promise
 REGRESS_OPTS = --load-extension=order_mgmt
 
 # isolation specs live in test/isolation/{specs,expected}
-ISOLATION = notify
+ISOLATION = notify cache_snapshot
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=order_mgmt
 
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

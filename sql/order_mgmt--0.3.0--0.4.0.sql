@@ -351,20 +351,9 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION @extschema@.line_warehouse(p_line_warehouse text, p_order_warehouse text,
-                                           p_sku text)
+CREATE FUNCTION @extschema@.stock_best_warehouse(sku text)
 RETURNS text
-LANGUAGE plpgsql VOLATILE
-AS $$
-BEGIN
-    IF coalesce(p_line_warehouse, p_order_warehouse) IS NOT NULL THEN
-        RETURN coalesce(p_line_warehouse, p_order_warehouse);
-    END IF;
-    RETURN (SELECT s.warehouse_id FROM @extschema@.stock s WHERE s.sku = p_sku
-             ORDER BY @extschema@.stock_available(s.warehouse_id, s.sku) DESC, s.warehouse_id
-             LIMIT 1);
-END;
-$$;
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'stock_best_warehouse';
 
 CREATE OR REPLACE FUNCTION @extschema@.reserve_lines(p_order bigint, p_allow_backorder boolean,
                                           p_warehouse text)
@@ -382,7 +371,9 @@ BEGIN
               ORDER BY x.line_no LOOP
         v_need := l.qty - l.qty_reserved - l.qty_shipped - l.qty_cancelled;
         CONTINUE WHEN v_need <= 0;
-        v_wh := @extschema@.line_warehouse(l.warehouse_id, p_warehouse, l.sku);
+        -- a line is reserved from one warehouse: its own (an earlier
+        -- reservation), the order's, else the one with the most available
+        v_wh := coalesce(l.warehouse_id, p_warehouse, @extschema@.stock_best_warehouse(l.sku));
         v_take := 0;
         IF v_wh IS NOT NULL THEN
             v_take := @extschema@.stock_reserve(v_wh, l.sku, 'reserve', 0, v_need, p_order,
@@ -1214,6 +1205,31 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.line_ready_trigger() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.ready_at := now();      -- the stock is here, whatever date was expected
+    RETURN NEW;
+END;
+$$;
+
+-- the backorder triggers fire only when a waiting line is served
+DROP TRIGGER order_mgmt_line_ready ON @extschema@.order_lines;
+DROP TRIGGER order_mgmt_late_promise ON @extschema@.order_lines;
+CREATE TRIGGER order_mgmt_line_ready BEFORE UPDATE OF qty_backordered ON @extschema@.order_lines
+    FOR EACH ROW
+    WHEN (NEW.qty_backordered < OLD.qty_backordered AND NEW.qty_reserved > OLD.qty_reserved)
+    EXECUTE FUNCTION @extschema@.line_ready_trigger();
+
+CREATE TRIGGER order_mgmt_late_promise AFTER UPDATE OF qty_backordered, ready_at
+    ON @extschema@.order_lines
+    FOR EACH ROW
+    WHEN ((NEW.qty_backordered < OLD.qty_backordered OR NEW.ready_at IS DISTINCT FROM OLD.ready_at)
+          AND (NEW.qty_backordered = 0 OR NEW.ready_at IS NOT NULL))
+    EXECUTE FUNCTION @extschema@.late_promise_trigger();
 
 CREATE OR REPLACE VIEW @extschema@.orders_at_risk AS
 SELECT o.order_id, o.status, o.promised_delivery_latest,

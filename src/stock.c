@@ -72,74 +72,32 @@ StockLockTag(LOCKTAG *tag, const char *warehouse, const char *sku)
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, h1, h2, STOCK_LOCK_CLASS);
 }
 
-/* Committed availability (on_hand - reserved) from stock_levels, latest snapshot. */
-static int64
-CommittedAvailable(Datum *keys)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	bool		isnull;
-	int64		avail;
-
-	if (plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT on_hand::pg_catalog.int8 OPERATOR(pg_catalog.-) reserved"
-									" FROM " OM_SCHEMA ".stock_levels WHERE warehouse_id"
-									" OPERATOR(pg_catalog.=) $1 AND sku OPERATOR(pg_catalog.=) $2",
-									2, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		plan = p;
-	}
-	if (SPI_execute_snapshot(plan, keys, NULL, GetLatestSnapshot(), InvalidSnapshot,
-							 true, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read %s.stock_levels", OM_SCHEMA);
-	if (SPI_processed == 0)
-		return 0;
-	avail = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	return avail;
-}
-
 /*
- * Pending changes of (warehouse, sku): this transaction's in full, other
- * transactions' only where they lower availability.  A dirty snapshot
- * shows rows of transactions in progress; rows of committed transactions
- * are gone (deleted by their own commit-time apply).
+ * Visit the rows of (warehouse, sku) in rel through its index on those two
+ * columns, as snapshot shows them; visit() gets the row and its xmin.
  */
-static int64
-PendingAvailable(Datum *keys)
+static void
+ScanByKey(const char *relname, const char *indexname, Datum *keys, Snapshot snapshot,
+		void (*visit) (TupleTableSlot *slot, TransactionId xmin, void *arg), void *arg)
 {
-	Relation	rel = table_open(OmRelid("stock_pending"), AccessShareLock);
-	Relation	idx = index_open(get_relname_relid("stock_pending_stock_idx",
-												   RelationGetNamespace(rel)), AccessShareLock);
-	SnapshotData dirty;
+	Relation	rel = table_open(OmRelid(relname), AccessShareLock);
+	Relation	idx = index_open(get_relname_relid(indexname, RelationGetNamespace(rel)),
+								 AccessShareLock);
 	ScanKeyData key[2];
 	IndexScanDesc scan;
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
-	int			att_dh = SPI_fnumber(RelationGetDescr(rel), "on_hand_delta");
-	int			att_dr = SPI_fnumber(RelationGetDescr(rel), "reserved_delta");
-	int64		sum = 0;
 
-	InitDirtySnapshot(dirty);
 	for (int i = 0; i < 2; i++)
 		ScanKeyEntryInitialize(&key[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
 							   DEFAULT_COLLATION_OID, F_TEXTEQ, keys[i]);
-	scan = index_beginscan(rel, idx, &dirty, 2, 0);
+	scan = index_beginscan(rel, idx, snapshot, 2, 0);
 	index_rescan(scan, key, 2, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		bool		should_free,
-					isnull;
+		bool		should_free;
 		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
-		int64		change = (int64) DatumGetInt32(slot_getattr(slot, att_dh, &isnull))
-			- DatumGetInt32(slot_getattr(slot, att_dr, &isnull));
 
-		if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tup->t_data)))
-			sum += change;
-		else if (change < 0)
-			sum += change;
+		visit(slot, HeapTupleHeaderGetRawXmin(tup->t_data), arg);
 		if (should_free)
 			heap_freetuple(tup);
 	}
@@ -147,54 +105,122 @@ PendingAvailable(Datum *keys)
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
-	return sum;
 }
 
-/* Availability for a decision by this transaction (inside SPI, as owner). */
+static int64
+IntAtt(TupleTableSlot *slot, int att)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+/* stock_levels: on_hand - reserved (attributes 3 and 4). */
+static void
+AddCommitted(TupleTableSlot *slot, TransactionId xmin, void *arg)
+{
+	*(int64 *) arg += IntAtt(slot, 3) - IntAtt(slot, 4);
+}
+
+/*
+ * stock_pending (on_hand_delta 3, reserved_delta 4): this transaction's
+ * changes in full, other transactions' only where they lower availability.
+ * The dirty snapshot shows rows of transactions in progress; rows of
+ * committed ones are gone (deleted by their own commit-time apply).
+ */
+static void
+AddPending(TupleTableSlot *slot, TransactionId xmin, void *arg)
+{
+	int64		change = IntAtt(slot, 3) - IntAtt(slot, 4);
+
+	if (change < 0 || TransactionIdIsCurrentTransactionId(xmin))
+		*(int64 *) arg += change;
+}
+
+/* Availability for a decision by this transaction (as owner). */
 static int64
 Available(Datum *keys)
 {
-	return CommittedAvailable(keys) + PendingAvailable(keys);
+	int64		avail = 0;
+	Snapshot	latest = RegisterSnapshot(GetLatestSnapshot());
+	SnapshotData dirty;
+
+	InitDirtySnapshot(dirty);
+	ScanByKey("stock_levels", "stock_levels_pkey", keys, latest, AddCommitted, &avail);
+	ScanByKey("stock_pending", "stock_pending_stock_idx", keys, &dirty, AddPending, &avail);
+	UnregisterSnapshot(latest);
+	return avail;
 }
 
-/* Record a change: its pending row and its movement (inside SPI, as owner). */
-static void
-Record(Datum *keys, const char *kind, int32 dh, int32 dr, Datum order_id, bool order_null,
-	   Datum line_no, bool line_null, Datum reason, bool reason_null)
+static SPIPlanPtr
+KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[8] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID, INT4OID, TEXTOID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', order_null ? 'n' : ' ',
-	line_null ? 'n' : ' ', reason_null ? 'n' : ' '};
-
-	if (plan == NULL)
+	if (*slot == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare("WITH p AS (INSERT INTO " OM_SCHEMA ".stock_pending"
-									" (warehouse_id, sku, on_hand_delta, reserved_delta)"
-									" VALUES ($1, $2, $4, $5))"
-									" INSERT INTO " OM_SCHEMA ".inventory_movements"
-									" (warehouse_id, sku, kind, on_hand_delta, reserved_delta,"
-									" order_id, line_no, reason, actor)"
-									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-									OM_SCHEMA ".current_actor())", 8, argtypes);
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(p);
-		plan = p;
+		*slot = p;
 	}
+	return *slot;
+}
+
+/*
+ * Record a change (inside SPI, as owner): its pending row, and its movement
+ * unless it is a zero "touch" (a reservation that got nothing still marks
+ * the key for the commit-time look at waiting demand).
+ */
+static void
+Record(Datum *keys, const char *kind, int32 dh, int32 dr, FunctionCallInfo fcinfo)
+{
+	static SPIPlanPtr with_movement = NULL;
+	static SPIPlanPtr touch = NULL;
+	Oid			argtypes[8] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID, INT4OID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	SPIPlanPtr	plan;
+
 	values[0] = keys[0];
 	values[1] = keys[1];
 	values[2] = CStringGetTextDatum(kind);
 	values[3] = Int32GetDatum(dh);
 	values[4] = Int32GetDatum(dr);
-	values[5] = order_id;
-	values[6] = line_no;
-	values[7] = reason;
+	for (int i = 5; i < 8; i++)
+	{
+		values[i] = PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	if (dh == 0 && dr == 0)
+		plan = KeepPlan(&touch, "INSERT INTO " OM_SCHEMA ".stock_pending"
+						" (warehouse_id, sku, on_hand_delta, reserved_delta) VALUES ($1, $2, 0, 0)",
+						2, argtypes);
+	else
+		plan = KeepPlan(&with_movement, "WITH p AS (INSERT INTO " OM_SCHEMA ".stock_pending"
+						" (warehouse_id, sku, on_hand_delta, reserved_delta)"
+						" VALUES ($1, $2, $4, $5))"
+						" INSERT INTO " OM_SCHEMA ".inventory_movements"
+						" (warehouse_id, sku, kind, on_hand_delta, reserved_delta,"
+						" order_id, line_no, reason, actor)"
+						" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " OM_SCHEMA ".current_actor())",
+						8, argtypes);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record a stock change");
 	pending_to_apply = true;
+}
+
+static void
+RegisterCallback(void)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		RegisterXactCallback(StockXactCallback, NULL);
+		registered = true;
+	}
 }
 
 /*
@@ -206,7 +232,6 @@ Record(Datum *keys, const char *kind, int32 dh, int32 dr, Datum order_id, bool o
 static int32
 StockChange(FunctionCallInfo fcinfo, bool want_partial)
 {
-	static bool callback_registered = false;
 	static const char *const names[] = {"warehouse_id", "sku", "kind", "on_hand_delta",
 	"reserved_delta"};
 	char	   *warehouse,
@@ -227,17 +252,11 @@ StockChange(FunctionCallInfo fcinfo, bool want_partial)
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	dh = PG_GETARG_INT32(3);
 	dr = PG_GETARG_INT32(4);
-	if (!callback_registered)
-	{
-		RegisterXactCallback(StockXactCallback, NULL);
-		callback_registered = true;
-	}
+	RegisterCallback();
 
 	StockLockTag(&tag, warehouse, sku);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	OmBecomeOwner(OmRelid("stock_levels"), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	avail = Available(keys);
 	if (want_partial)
 		dr = (int32) Max(Min((int64) dr, avail), 0);
@@ -248,9 +267,10 @@ StockChange(FunctionCallInfo fcinfo, bool want_partial)
 				 errdetail("%lld unit(s) are available (on hand, not reserved nor being reserved); the %s needs %d.",
 						   (long long) Max(avail, 0), kind, dr - dh),
 				 errhint("Cancel or reallocate reservations first.")));
-	if (dh != 0 || dr != 0)
-		Record(keys, kind, dh, dr, PG_GETARG_DATUM(5), PG_ARGISNULL(5), PG_GETARG_DATUM(6),
-			   PG_ARGISNULL(6), PG_GETARG_DATUM(7), PG_ARGISNULL(7));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (dh != 0 || dr != 0 || want_partial)
+		Record(keys, kind, dh, dr, fcinfo);
 	SPI_finish();
 	OmRestoreUser(&saved);
 	LockRelease(&tag, ExclusiveLock, false);
@@ -299,44 +319,78 @@ stock_available(PG_FUNCTION_ARGS)
 	keys[0] = PG_GETARG_DATUM(0);
 	keys[1] = PG_GETARG_DATUM(1);
 	OmBecomeOwner(OmRelid("stock_levels"), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	avail = Available(keys);
-	SPI_finish();
 	OmRestoreUser(&saved);
 	PG_RETURN_INT32((int32) Max(Min(avail, PG_INT32_MAX), 0));
 }
 
+/*
+ * stock_best_warehouse(sku) -> text: the warehouse with the most stock
+ * available for the sku to this transaction, ties to the lowest
+ * warehouse_id (C order); null when no warehouse has had the sku.
+ */
+PG_FUNCTION_INFO_V1(stock_best_warehouse);
+Datum
+stock_best_warehouse(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"sku"};
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		keys[2];
+	OmSavedUser saved;
+	text	   *best = NULL;
+	int64		best_avail = 0;
+
+	OmRequireArgs(fcinfo, names, 1);
+	keys[1] = PG_GETARG_DATUM(0);
+	OmBecomeOwner(OmRelid("stock_levels"), &saved);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_snapshot(KeepPlan(&plan, "SELECT warehouse_id FROM " OM_SCHEMA ".stock_levels"
+									  " WHERE sku OPERATOR(pg_catalog.=) $1 UNION"
+									  " SELECT warehouse_id FROM " OM_SCHEMA ".stock_pending"
+									  " WHERE sku OPERATOR(pg_catalog.=) $1", 1, argtypes),
+							 &keys[1], NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0)
+		!= SPI_OK_SELECT)
+		elog(ERROR, "could not read %s.stock_levels", OM_SCHEMA);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		avail;
+
+		keys[0] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+		avail = Available(keys);
+		if (best == NULL || avail > best_avail ||
+			(avail == best_avail && strcmp(TextDatumGetCString(keys[0]), text_to_cstring(best)) < 0))
+		{
+			best = (text *) SPI_datumTransfer(keys[0], false, -1);
+			best_avail = avail;
+		}
+	}
+	SPI_finish();
+	OmRestoreUser(&saved);
+	if (best == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(best);
+}
+
 /* Apply this transaction's net change of one stock row (inside SPI). */
 static void
-ApplyOne(Datum wh, Datum sku, Datum dh, Datum dr)
+ApplyOne(Datum *keys, Datum dh, Datum dr)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[4] = {TEXTOID, TEXTOID, INT4OID, INT4OID};
-	Datum		values[4] = {wh, sku, dh, dr};
-	LOCKTAG		tag;
+	Datum		values[4] = {keys[0], keys[1], dh, dr};
 
-	StockLockTag(&tag, TextDatumGetCString(wh), TextDatumGetCString(sku));
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);	/* held to commit */
-	if (plan == NULL)
-	{
-		/* not INSERT ... ON CONFLICT: its CHECKs would judge the deltas alone */
-		SPIPlanPtr	p = SPI_prepare("WITH u AS (UPDATE " OM_SCHEMA ".stock_levels s"
-									" SET on_hand = s.on_hand OPERATOR(pg_catalog.+) $3,"
-									" reserved = s.reserved OPERATOR(pg_catalog.+) $4,"
-									" updated_at = pg_catalog.now()"
-									" WHERE s.warehouse_id OPERATOR(pg_catalog.=) $1"
-									" AND s.sku OPERATOR(pg_catalog.=) $2 RETURNING 1)"
-									" INSERT INTO " OM_SCHEMA ".stock_levels"
-									" (warehouse_id, sku, on_hand, reserved)"
-									" SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT FROM u)",
-									4, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		plan = p;
-	}
+	/* not INSERT ... ON CONFLICT: its CHECKs would judge the deltas alone */
+	KeepPlan(&plan, "WITH u AS (UPDATE " OM_SCHEMA ".stock_levels s"
+			 " SET on_hand = s.on_hand OPERATOR(pg_catalog.+) $3,"
+			 " reserved = s.reserved OPERATOR(pg_catalog.+) $4,"
+			 " updated_at = pg_catalog.now()"
+			 " WHERE s.warehouse_id OPERATOR(pg_catalog.=) $1"
+			 " AND s.sku OPERATOR(pg_catalog.=) $2 RETURNING 1)"
+			 " INSERT INTO " OM_SCHEMA ".stock_levels (warehouse_id, sku, on_hand, reserved)"
+			 " SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT FROM u)", 4, argtypes);
 	/* latest snapshot: the row's newest version is committed (we hold its lock) */
 	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
 							 false, true, 0) != SPI_OK_INSERT)
@@ -344,15 +398,46 @@ ApplyOne(Datum wh, Datum sku, Datum dh, Datum dr)
 }
 
 /*
+ * The last look at (warehouse, sku) before commit, now that every change
+ * is counted: if demand waits and stock is available, serve it.  This is
+ * what closes the race of a receipt and a confirmation that each did not
+ * yet see the other.
+ */
+static void
+LastLook(Datum *keys)
+{
+	static SPIPlanPtr waits = NULL;
+	static SPIPlanPtr serve = NULL;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+
+	if (SPI_execute_snapshot(KeepPlan(&waits, "SELECT 1 FROM " OM_SCHEMA ".order_lines"
+									  " WHERE sku OPERATOR(pg_catalog.=) $2"
+									  " AND qty_backordered OPERATOR(pg_catalog.>) 0"
+									  " AND (warehouse_id OPERATOR(pg_catalog.=) $1"
+									  " OR warehouse_id IS NULL) LIMIT 1", 2, argtypes),
+							 keys, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 1)
+		!= SPI_OK_SELECT)
+		elog(ERROR, "could not read %s.order_lines", OM_SCHEMA);
+	if (SPI_processed == 0 || Available(keys) <= 0)
+		return;
+	if (SPI_execute_plan(KeepPlan(&serve, "SELECT " OM_SCHEMA ".serve_waiting_demand($1, $2)",
+								  2, argtypes), keys, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not serve waiting demand");
+}
+
+/*
  * stock_apply(): DEFERRABLE INITIALLY DEFERRED constraint trigger on
  * stock_pending.  At commit, applies this transaction's pending changes to
- * stock_levels in (warehouse_id, sku) order, deletes them, then lets the
- * freed stock serve waiting demand (which may record more changes: loop).
+ * stock_levels in (warehouse_id, sku) order, holding each key's lock to the
+ * end, deletes them, and takes the last look at waiting demand (serving it
+ * records more changes: another round).
  */
 PG_FUNCTION_INFO_V1(stock_apply);
 Datum
 stock_apply(PG_FUNCTION_ARGS)
 {
+	static SPIPlanPtr sums = NULL;
+	static SPIPlanPtr clear = NULL;
 	OmSavedUser saved;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -368,9 +453,11 @@ stock_apply(PG_FUNCTION_ARGS)
 		uint64		n;
 
 		pending_to_apply = false;
-		if (SPI_execute("SELECT warehouse_id, sku, sum(on_hand_delta)::int4, sum(reserved_delta)::int4"
-						" FROM " OM_SCHEMA ".stock_pending GROUP BY warehouse_id, sku"
-						" ORDER BY warehouse_id COLLATE \"C\", sku COLLATE \"C\"", false, 0) != SPI_OK_SELECT)
+		if (SPI_execute_plan(KeepPlan(&sums, "SELECT warehouse_id, sku, sum(on_hand_delta)::int4,"
+									  " sum(reserved_delta)::int4 FROM " OM_SCHEMA ".stock_pending"
+									  " GROUP BY warehouse_id, sku"
+									  " ORDER BY warehouse_id COLLATE \"C\", sku COLLATE \"C\"",
+									  0, NULL), NULL, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read %s.stock_pending", OM_SCHEMA);
 		tab = SPI_tuptable;
 		n = SPI_processed;
@@ -378,25 +465,26 @@ stock_apply(PG_FUNCTION_ARGS)
 		{
 			bool		isnull;
 			Datum		v[4];
+			LOCKTAG		tag;
 
 			for (int i = 0; i < 4; i++)
 				v[i] = SPI_getbinval(tab->vals[r], tab->tupdesc, i + 1, &isnull);
-			ApplyOne(v[0], v[1], v[2], v[3]);
+			StockLockTag(&tag, TextDatumGetCString(v[0]), TextDatumGetCString(v[1]));
+			(void) LockAcquire(&tag, ExclusiveLock, false, false);	/* held to commit */
+			if (DatumGetInt32(v[2]) != 0 || DatumGetInt32(v[3]) != 0)
+				ApplyOne(v, v[2], v[3]);
 		}
-		if (SPI_execute("DELETE FROM " OM_SCHEMA ".stock_pending", false, 0) != SPI_OK_DELETE)
+		if (SPI_execute_plan(KeepPlan(&clear, "DELETE FROM " OM_SCHEMA ".stock_pending", 0, NULL),
+							 NULL, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not clear %s.stock_pending", OM_SCHEMA);
-		/* the last look for waiting demand, now that every change is counted */
 		for (uint64 r = 0; r < n; r++)
 		{
-			Oid			argtypes[2] = {TEXTOID, TEXTOID};
-			Datum		keys[2];
 			bool		isnull;
+			Datum		keys[2];
 
 			keys[0] = SPI_getbinval(tab->vals[r], tab->tupdesc, 1, &isnull);
 			keys[1] = SPI_getbinval(tab->vals[r], tab->tupdesc, 2, &isnull);
-			if (SPI_execute_with_args("SELECT " OM_SCHEMA ".serve_waiting_demand($1, $2)", 2,
-									  argtypes, keys, NULL, false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "could not serve waiting demand");
+			LastLook(keys);
 		}
 	}
 	SPI_finish();

@@ -99,18 +99,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NEW.qty_backordered < OLD.qty_backordered AND NEW.qty_reserved > OLD.qty_reserved THEN
-        NEW.ready_at := greatest(now(), OLD.ready_at);
-        IF NEW.ready_at > now() THEN
-            NEW.ready_at := now();      -- the stock is here: earlier than expected
-        END IF;
-    END IF;
+    NEW.ready_at := now();      -- the stock is here, whatever date was expected
     RETURN NEW;
 END;
 $$;
 
 CREATE TRIGGER order_mgmt_line_ready BEFORE UPDATE OF qty_backordered ON @extschema@.order_lines
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.line_ready_trigger();
+    FOR EACH ROW
+    WHEN (NEW.qty_backordered < OLD.qty_backordered AND NEW.qty_reserved > OLD.qty_reserved)
+    EXECUTE FUNCTION @extschema@.line_ready_trigger();
 
 CREATE FUNCTION @extschema@.late_promise_trigger() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -131,5 +128,7 @@ $$;
 
 CREATE TRIGGER order_mgmt_late_promise AFTER UPDATE OF qty_backordered, ready_at
     ON @extschema@.order_lines
-    FOR EACH ROW WHEN (NEW.qty_backordered = 0 OR NEW.ready_at IS NOT NULL)
+    FOR EACH ROW
+    WHEN ((NEW.qty_backordered < OLD.qty_backordered OR NEW.ready_at IS DISTINCT FROM OLD.ready_at)
+          AND (NEW.qty_backordered = 0 OR NEW.ready_at IS NOT NULL))
     EXECUTE FUNCTION @extschema@.late_promise_trigger();

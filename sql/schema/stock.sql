@@ -62,26 +62,11 @@ BEGIN
 END;
 $$;
 
-/*
- * The warehouse a line is reserved from: the line's own warehouse_id (set
- * by an earlier reservation), the order's warehouse_id, else the one with
- * the most stock available for the sku (ties: the lowest warehouse_id).
- * Null when no warehouse has ever had the sku.
- */
-CREATE FUNCTION @extschema@.line_warehouse(p_line_warehouse text, p_order_warehouse text,
-                                           p_sku text)
+-- The warehouse with the most stock available for a sku (C; ties: the
+-- lowest warehouse_id), null when no warehouse has had it.
+CREATE FUNCTION @extschema@.stock_best_warehouse(sku text)
 RETURNS text
-LANGUAGE plpgsql VOLATILE
-AS $$
-BEGIN
-    IF coalesce(p_line_warehouse, p_order_warehouse) IS NOT NULL THEN
-        RETURN coalesce(p_line_warehouse, p_order_warehouse);
-    END IF;
-    RETURN (SELECT s.warehouse_id FROM @extschema@.stock s WHERE s.sku = p_sku
-             ORDER BY @extschema@.stock_available(s.warehouse_id, s.sku) DESC, s.warehouse_id
-             LIMIT 1);
-END;
-$$;
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'stock_best_warehouse';
 
 /*
  * Reserve what each open line of a locked order still needs (its waiting
@@ -106,7 +91,9 @@ BEGIN
               ORDER BY x.line_no LOOP
         v_need := l.qty - l.qty_reserved - l.qty_shipped - l.qty_cancelled;
         CONTINUE WHEN v_need <= 0;
-        v_wh := @extschema@.line_warehouse(l.warehouse_id, p_warehouse, l.sku);
+        -- a line is reserved from one warehouse: its own (an earlier
+        -- reservation), the order's, else the one with the most available
+        v_wh := coalesce(l.warehouse_id, p_warehouse, @extschema@.stock_best_warehouse(l.sku));
         v_take := 0;
         IF v_wh IS NOT NULL THEN
             v_take := @extschema@.stock_reserve(v_wh, l.sku, 'reserve', 0, v_need, p_order,
