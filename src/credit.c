@@ -38,21 +38,6 @@ LockCustomer(const char *customer)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
-static SPIPlanPtr
-Prepare(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*slot = p;
-	}
-	return *slot;
-}
-
 /*
  * credit_exposure(customer_id) -> numeric: takes the customer's credit lock
  * and returns the exposure (0 when the customer has none yet).
@@ -75,7 +60,7 @@ credit_exposure(PG_FUNCTION_ARGS)
 	OmBecomeOwner(OmRelid("credit_accounts"), &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_snapshot(Prepare(&plan, "SELECT coalesce((SELECT exposure FROM " OM_SCHEMA
+	if (SPI_execute_snapshot(OmKeepPlan(&plan, "SELECT coalesce((SELECT exposure FROM " OM_SCHEMA
 									 ".credit_accounts WHERE customer_id OPERATOR(pg_catalog.=) $1),"
 									 " 0::pg_catalog.numeric)", 1, argtypes),
 							 &arg, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 1)
@@ -109,7 +94,7 @@ credit_add(PG_FUNCTION_ARGS)
 	OmBecomeOwner(OmRelid("credit_accounts"), &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_snapshot(Prepare(&plan, "INSERT INTO " OM_SCHEMA ".credit_accounts AS a"
+	if (SPI_execute_snapshot(OmKeepPlan(&plan, "INSERT INTO " OM_SCHEMA ".credit_accounts AS a"
 									 " (customer_id, exposure) VALUES ($1, $2)"
 									 " ON CONFLICT (customer_id) DO UPDATE"
 									 " SET exposure = a.exposure OPERATOR(pg_catalog.+) $2,"

@@ -69,7 +69,10 @@ EventColumn(Relation rel, const char *name, bool required)
 	AttrNumber	att = SPI_fnumber(RelationGetDescr(rel), name);
 
 	if (att <= 0 && required)
-		elog(ERROR, "%s.events has no column \"%s\"", OM_SCHEMA, name);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s.events\" does not exist", name, OM_SCHEMA),
+				 errhint("The event log needs the columns of the order_mgmt schema version installed.")));
 	return Max(att, 0);
 }
 
@@ -153,7 +156,10 @@ BuildEventRow(EventTable *t, Relation rel, EState *estate, Datum *values, bool *
 	ExecMaterializeSlot(slot);
 	ResetExprContext(t->econtext);
 	if (slot->tts_isnull[t->seq_att - 1] || slot->tts_isnull[t->id_att - 1])
-		elog(ERROR, "event row without seq or event_id");
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("an event needs a seq and an event_id"),
+				 errhint("Keep the defaults of %s.events.seq and event_id.", OM_SCHEMA)));
 	return slot;
 }
 

@@ -176,8 +176,12 @@ ColumnNumber(Relation rel, const char *name)
 	int			attnum = SPI_fnumber(RelationGetDescr(rel), name);
 
 	if (attnum <= 0)
-		elog(ERROR, "lifecycle trigger on \"%s\": column \"%s\" not found",
-			 RelationGetRelationName(rel), name);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist", name,
+						RelationGetRelationName(rel)),
+				 errdetail("The lifecycle trigger needs it (a requires entry of %s.transitions names it, or the trigger's arguments do).",
+						   OM_SCHEMA)));
 	return attnum;
 }
 
@@ -251,21 +255,11 @@ OmCheckNothingDispatched(int64 order_id)
 	OmBecomeOwner(OmRelid("order_lines"), &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT 1 FROM " OM_SCHEMA ".order_lines"
-									" WHERE order_id OPERATOR(pg_catalog.=) $1"
-									" AND qty_shipped OPERATOR(pg_catalog.>) 0"
-									" UNION ALL SELECT 1 FROM " OM_SCHEMA ".shipments"
-									" WHERE order_id OPERATOR(pg_catalog.=) $1"
-									" AND dispatched_at IS NOT NULL LIMIT 1",
-									1, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		plan = p;
-	}
+	OmKeepPlan(&plan, "SELECT 1 FROM " OM_SCHEMA ".order_lines"
+			   " WHERE order_id OPERATOR(pg_catalog.=) $1 AND qty_shipped OPERATOR(pg_catalog.>) 0"
+			   " UNION ALL SELECT 1 FROM " OM_SCHEMA ".shipments"
+			   " WHERE order_id OPERATOR(pg_catalog.=) $1 AND dispatched_at IS NOT NULL LIMIT 1",
+			   1, argtypes);
 	if (SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
 							 true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s.order_lines", OM_SCHEMA);
@@ -326,7 +320,10 @@ ColumnInt64(HeapTuple tup, Relation rel, const char *name)
 	Datum		d = SPI_getbinval(tup, RelationGetDescr(rel), ColumnNumber(rel, name), &isnull);
 
 	if (isnull)
-		elog(ERROR, "lifecycle trigger: %s is null", name);
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("column \"%s\" of relation \"%s\" is null", name,
+						RelationGetRelationName(rel))));
 	return DatumGetInt64(d);
 }
 

@@ -6,6 +6,7 @@
 #define ORDER_MGMT_H
 
 #include "postgres.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
@@ -52,6 +53,7 @@ extern void OmRequireArgs(FunctionCallInfo fcinfo, const char *const *names, int
 extern const char *OmCurrentActor(void);
 extern const char *OmDbRole(void);
 extern char *OmDateText(int32 day);
+extern SPIPlanPtr OmKeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes);
 
 /* cache.c: per-backend caches of tables (see the file header for the rules) */
 #define OM_CACHE_TABLES 8

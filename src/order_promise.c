@@ -37,21 +37,6 @@ typedef struct OrderEstimate
 	const char *note;			/* why it is unknown */
 } OrderEstimate;
 
-static SPIPlanPtr
-KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
-
 /* Run a kept plan taking one bigint (inside SPI). */
 static void
 RunById(SPIPlanPtr *slot, const char *sql, int64 id)
@@ -59,7 +44,7 @@ RunById(SPIPlanPtr *slot, const char *sql, int64 id)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		arg = Int64GetDatum(id);
 
-	if (SPI_execute_plan(KeepPlan(slot, sql, 1, argtypes), &arg, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(OmKeepPlan(slot, sql, 1, argtypes), &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not run \"%s\"", sql);
 }
 
@@ -188,7 +173,9 @@ Att(TupleDesc desc, const char *col)
 	int			att = SPI_fnumber(desc, col);
 
 	if (att <= 0)
-		elog(ERROR, "order_mgmt: column \"%s\" not found", col);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" does not exist", col)));
 	return att;
 }
 

@@ -153,21 +153,6 @@ Available(Datum *keys)
 	return avail;
 }
 
-static SPIPlanPtr
-KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*slot = p;
-	}
-	return *slot;
-}
-
 /*
  * Record a change (inside SPI, as owner): its pending row, and its movement
  * unless it is a zero "touch" (a reservation that got nothing still marks
@@ -194,11 +179,11 @@ Record(Datum *keys, const char *kind, int32 dh, int32 dr, FunctionCallInfo fcinf
 		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
 	if (dh == 0 && dr == 0)
-		plan = KeepPlan(&touch, "INSERT INTO " OM_SCHEMA ".stock_pending"
+		plan = OmKeepPlan(&touch, "INSERT INTO " OM_SCHEMA ".stock_pending"
 						" (warehouse_id, sku, on_hand_delta, reserved_delta) VALUES ($1, $2, 0, 0)",
 						2, argtypes);
 	else
-		plan = KeepPlan(&with_movement, "WITH p AS (INSERT INTO " OM_SCHEMA ".stock_pending"
+		plan = OmKeepPlan(&with_movement, "WITH p AS (INSERT INTO " OM_SCHEMA ".stock_pending"
 						" (warehouse_id, sku, on_hand_delta, reserved_delta)"
 						" VALUES ($1, $2, $4, $5))"
 						" INSERT INTO " OM_SCHEMA ".inventory_movements"
@@ -346,7 +331,7 @@ stock_best_warehouse(PG_FUNCTION_ARGS)
 	OmBecomeOwner(OmRelid("stock_levels"), &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_snapshot(KeepPlan(&plan, "SELECT warehouse_id FROM " OM_SCHEMA ".stock_levels"
+	if (SPI_execute_snapshot(OmKeepPlan(&plan, "SELECT warehouse_id FROM " OM_SCHEMA ".stock_levels"
 									  " WHERE sku OPERATOR(pg_catalog.=) $1 UNION"
 									  " SELECT warehouse_id FROM " OM_SCHEMA ".stock_pending"
 									  " WHERE sku OPERATOR(pg_catalog.=) $1", 1, argtypes),
@@ -383,7 +368,7 @@ ApplyOne(Datum *keys, Datum dh, Datum dr)
 	Datum		values[4] = {keys[0], keys[1], dh, dr};
 
 	/* not INSERT ... ON CONFLICT: its CHECKs would judge the deltas alone */
-	KeepPlan(&plan, "WITH u AS (UPDATE " OM_SCHEMA ".stock_levels s"
+	OmKeepPlan(&plan, "WITH u AS (UPDATE " OM_SCHEMA ".stock_levels s"
 			 " SET on_hand = s.on_hand OPERATOR(pg_catalog.+) $3,"
 			 " reserved = s.reserved OPERATOR(pg_catalog.+) $4,"
 			 " updated_at = pg_catalog.now()"
@@ -410,7 +395,7 @@ LastLook(Datum *keys)
 	static SPIPlanPtr serve = NULL;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 
-	if (SPI_execute_snapshot(KeepPlan(&waits, "SELECT 1 FROM " OM_SCHEMA ".order_lines"
+	if (SPI_execute_snapshot(OmKeepPlan(&waits, "SELECT 1 FROM " OM_SCHEMA ".order_lines"
 									  " WHERE sku OPERATOR(pg_catalog.=) $2"
 									  " AND qty_backordered OPERATOR(pg_catalog.>) 0"
 									  " AND (warehouse_id OPERATOR(pg_catalog.=) $1"
@@ -420,7 +405,7 @@ LastLook(Datum *keys)
 		elog(ERROR, "could not read %s.order_lines", OM_SCHEMA);
 	if (SPI_processed == 0 || Available(keys) <= 0)
 		return;
-	if (SPI_execute_plan(KeepPlan(&serve, "SELECT " OM_SCHEMA ".serve_waiting_demand($1, $2)",
+	if (SPI_execute_plan(OmKeepPlan(&serve, "SELECT " OM_SCHEMA ".serve_waiting_demand($1, $2)",
 								  2, argtypes), keys, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not serve waiting demand");
 }
@@ -453,7 +438,7 @@ stock_apply(PG_FUNCTION_ARGS)
 		uint64		n;
 
 		pending_to_apply = false;
-		if (SPI_execute_plan(KeepPlan(&sums, "SELECT warehouse_id, sku, sum(on_hand_delta)::int4,"
+		if (SPI_execute_plan(OmKeepPlan(&sums, "SELECT warehouse_id, sku, sum(on_hand_delta)::int4,"
 									  " sum(reserved_delta)::int4 FROM " OM_SCHEMA ".stock_pending"
 									  " GROUP BY warehouse_id, sku"
 									  " ORDER BY warehouse_id COLLATE \"C\", sku COLLATE \"C\"",
@@ -474,7 +459,7 @@ stock_apply(PG_FUNCTION_ARGS)
 			if (DatumGetInt32(v[2]) != 0 || DatumGetInt32(v[3]) != 0)
 				ApplyOne(v, v[2], v[3]);
 		}
-		if (SPI_execute_plan(KeepPlan(&clear, "DELETE FROM " OM_SCHEMA ".stock_pending", 0, NULL),
+		if (SPI_execute_plan(OmKeepPlan(&clear, "DELETE FROM " OM_SCHEMA ".stock_pending", 0, NULL),
 							 NULL, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not clear %s.stock_pending", OM_SCHEMA);
 		for (uint64 r = 0; r < n; r++)
