@@ -366,6 +366,10 @@ DECLARE
     v_wh    text;
     v_take  int;
     v_short jsonb := '[]';
+    v_lines int[] := '{}';
+    v_takes int[] := '{}';
+    v_waits int[] := '{}';
+    v_whs   text[] := '{}';
 BEGIN
     FOR l IN SELECT * FROM @extschema@.order_lines x WHERE x.order_id = p_order
               ORDER BY x.line_no LOOP
@@ -394,12 +398,17 @@ BEGIN
                                                      'warehouse_id', v_wh, 'short', v_need);
         END IF;
         IF v_take > 0 OR v_need <> l.qty_backordered OR v_wh IS DISTINCT FROM l.warehouse_id THEN
-            UPDATE @extschema@.order_lines x
-               SET qty_reserved = x.qty_reserved + v_take, qty_backordered = v_need,
-                   warehouse_id = v_wh
-             WHERE x.order_id = p_order AND x.line_no = l.line_no;
+            v_lines := v_lines || l.line_no;
+            v_takes := v_takes || v_take;
+            v_waits := v_waits || v_need;
+            v_whs := v_whs || v_wh;
         END IF;
     END LOOP;
+    -- one UPDATE for all lines (each statement on order_lines pays for its CHECKs)
+    UPDATE @extschema@.order_lines x
+       SET qty_reserved = x.qty_reserved + u.take, qty_backordered = u.wait, warehouse_id = u.wh
+      FROM unnest(v_lines, v_takes, v_waits, v_whs) u(line_no, take, wait, wh)
+     WHERE x.order_id = p_order AND x.line_no = u.line_no;
     RETURN v_short;
 END;
 $$;
@@ -930,6 +939,8 @@ DECLARE
     v_paid_ok  boolean := true;
     v_short    jsonb;
     v_pt       record;
+    v_approve  boolean := false;
+    v_saved    text;
 BEGIN
     SELECT * INTO c FROM @extschema@.customers x WHERE x.customer_id = o.customer_id;
     IF c.payment_terms = 'credit' AND o.credit_approved_at IS NULL THEN
@@ -939,9 +950,7 @@ BEGIN
                     NULL, NULL, NULL,
                     jsonb_build_object('exposure', v_exposure, 'total', o.total,
                                        'credit_limit', c.credit_limit, 'passed', v_credit_ok));
-        IF v_credit_ok THEN
-            UPDATE @extschema@.orders x SET credit_approved_at = now() WHERE x.order_id = o.order_id;
-        END IF;
+        v_approve := v_credit_ok;   -- recorded with the status move below
     ELSIF c.payment_terms <> 'credit' THEN
         v_pt := @extschema@.payment_totals(o.order_id);
         v_covered := v_pt.authorized - v_pt.voided - v_pt.refunded;
@@ -965,6 +974,9 @@ BEGIN
             jsonb_build_object('lines', v_short));
     END IF;
     IF NOT v_credit_ok OR jsonb_array_length(v_short) > 0 THEN
+        IF v_approve THEN
+            UPDATE @extschema@.orders x SET credit_approved_at = now() WHERE x.order_id = o.order_id;
+        END IF;
         RETURN 'on_hold';
     END IF;
     IF NOT v_paid_ok THEN
@@ -974,7 +986,14 @@ BEGIN
         END IF;
         RETURN 'awaiting_payment';
     END IF;
-    PERFORM @extschema@.move_order(o.order_id, 'confirmed', NULL);
+    -- the approval and the status in one UPDATE (each statement on orders pays for its CHECKs)
+    v_saved := current_setting('order_mgmt.reason', true);
+    PERFORM set_config('order_mgmt.reason', '', true);
+    UPDATE @extschema@.orders x
+       SET status = 'confirmed',
+           credit_approved_at = CASE WHEN v_approve THEN now() ELSE x.credit_approved_at END
+     WHERE x.order_id = o.order_id;
+    PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
     RETURN 'confirmed';
 END;
 $$;

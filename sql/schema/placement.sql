@@ -351,6 +351,8 @@ DECLARE
     v_paid_ok  boolean := true;
     v_short    jsonb;
     v_pt       record;
+    v_approve  boolean := false;
+    v_saved    text;
 BEGIN
     SELECT * INTO c FROM @extschema@.customers x WHERE x.customer_id = o.customer_id;
     IF c.payment_terms = 'credit' AND o.credit_approved_at IS NULL THEN
@@ -360,9 +362,7 @@ BEGIN
                     NULL, NULL, NULL,
                     jsonb_build_object('exposure', v_exposure, 'total', o.total,
                                        'credit_limit', c.credit_limit, 'passed', v_credit_ok));
-        IF v_credit_ok THEN
-            UPDATE @extschema@.orders x SET credit_approved_at = now() WHERE x.order_id = o.order_id;
-        END IF;
+        v_approve := v_credit_ok;   -- recorded with the status move below
     ELSIF c.payment_terms <> 'credit' THEN
         v_pt := @extschema@.payment_totals(o.order_id);
         v_covered := v_pt.authorized - v_pt.voided - v_pt.refunded;
@@ -386,6 +386,9 @@ BEGIN
             jsonb_build_object('lines', v_short));
     END IF;
     IF NOT v_credit_ok OR jsonb_array_length(v_short) > 0 THEN
+        IF v_approve THEN
+            UPDATE @extschema@.orders x SET credit_approved_at = now() WHERE x.order_id = o.order_id;
+        END IF;
         RETURN 'on_hold';
     END IF;
     IF NOT v_paid_ok THEN
@@ -395,7 +398,14 @@ BEGIN
         END IF;
         RETURN 'awaiting_payment';
     END IF;
-    PERFORM @extschema@.move_order(o.order_id, 'confirmed', NULL);
+    -- the approval and the status in one UPDATE (each statement on orders pays for its CHECKs)
+    v_saved := current_setting('order_mgmt.reason', true);
+    PERFORM set_config('order_mgmt.reason', '', true);
+    UPDATE @extschema@.orders x
+       SET status = 'confirmed',
+           credit_approved_at = CASE WHEN v_approve THEN now() ELSE x.credit_approved_at END
+     WHERE x.order_id = o.order_id;
+    PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
     RETURN 'confirmed';
 END;
 $$;

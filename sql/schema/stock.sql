@@ -86,6 +86,10 @@ DECLARE
     v_wh    text;
     v_take  int;
     v_short jsonb := '[]';
+    v_lines int[] := '{}';
+    v_takes int[] := '{}';
+    v_waits int[] := '{}';
+    v_whs   text[] := '{}';
 BEGIN
     FOR l IN SELECT * FROM @extschema@.order_lines x WHERE x.order_id = p_order
               ORDER BY x.line_no LOOP
@@ -114,12 +118,17 @@ BEGIN
                                                      'warehouse_id', v_wh, 'short', v_need);
         END IF;
         IF v_take > 0 OR v_need <> l.qty_backordered OR v_wh IS DISTINCT FROM l.warehouse_id THEN
-            UPDATE @extschema@.order_lines x
-               SET qty_reserved = x.qty_reserved + v_take, qty_backordered = v_need,
-                   warehouse_id = v_wh
-             WHERE x.order_id = p_order AND x.line_no = l.line_no;
+            v_lines := v_lines || l.line_no;
+            v_takes := v_takes || v_take;
+            v_waits := v_waits || v_need;
+            v_whs := v_whs || v_wh;
         END IF;
     END LOOP;
+    -- one UPDATE for all lines (each statement on order_lines pays for its CHECKs)
+    UPDATE @extschema@.order_lines x
+       SET qty_reserved = x.qty_reserved + u.take, qty_backordered = u.wait, warehouse_id = u.wh
+      FROM unnest(v_lines, v_takes, v_waits, v_whs) u(line_no, take, wait, wh)
+     WHERE x.order_id = p_order AND x.line_no = u.line_no;
     RETURN v_short;
 END;
 $$;
