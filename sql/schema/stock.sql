@@ -214,7 +214,8 @@ BEGIN
         v_atp := v_atp - v_take;
         v_total := v_total + v_take;
     END LOOP;
-    PERFORM set_config('order_mgmt.automated', coalesce(v_saved, 'off'), true);
+    -- '' when a placeholder was set before the library was loaded (not a boolean)
+    PERFORM set_config('order_mgmt.automated', coalesce(nullif(v_saved, ''), 'off'), true);
     RETURN v_total;
 END;
 $$;
