@@ -102,13 +102,20 @@ SELECT order_mgmt.place_order(CASE WHEN :c % 2 = 0 THEN 'CR' ELSE 'PP' END || :c
 SELECT public.try(format('SELECT order_mgmt.confirm_order(%s)', :o));
 SQL
 cat >"$W/pay.sql" <<'SQL'
-\set k random(1, 4)
+-- an authorization of the total (it confirms a prepaid order awaiting
+-- payment), then either a capture and a refund, or a void, each its own
+-- transaction
+\set k random(1, 2)
 SELECT coalesce(public.pick('{awaiting_payment,confirmed}'), 0) AS o \gset
-SELECT public.try(format('SELECT order_mgmt.%s(%s, %s, %L)',
-       (ARRAY['authorize_payment', 'capture_payment', 'refund_payment', 'void_payment'])[:k],
-       :o, CASE WHEN :k = 1 THEN (SELECT total FROM order_mgmt.orders WHERE order_id = :o) ELSE 1 END,
-       'psp-' || gen_random_uuid()))
- WHERE :o > 0;
+SELECT public.try(format('SELECT order_mgmt.authorize_payment(%s, %s, %L)', :o, total,
+                         'psp-' || gen_random_uuid()))
+  FROM order_mgmt.orders WHERE order_id = :o AND payment_status = 'unpaid';
+SELECT public.try(format('SELECT order_mgmt.capture_payment(%s, 1, %L)', :o, 'psp-' || gen_random_uuid()))
+ WHERE :o > 0 AND :k = 1;
+SELECT public.try(format('SELECT order_mgmt.refund_payment(%s, 1, %L)', :o, 'psp-' || gen_random_uuid()))
+ WHERE :o > 0 AND :k = 1;
+SELECT public.try(format('SELECT order_mgmt.void_payment(%s, 1, %L)', :o, 'psp-' || gen_random_uuid()))
+ WHERE :o > 0 AND :k = 2;
 SQL
 cat >"$W/hold.sql" <<'SQL'
 SELECT coalesce(public.pick('{placed,confirmed,on_hold}'), 0) AS o \gset
