@@ -66,8 +66,10 @@ DEB=$(ls "$R"/build/postgresql-15-order-mgmt_*_amd64.deb 2>/dev/null | head -1)
 
 # the tests' dependencies come from the mirror now; autopkgtest then runs
 # without network (it finds them installed)
-in_root 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends make
-         postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3-psycopg2' >"$D/testdeps.log" 2>&1
+TESTDEPS="make postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl python3-psycopg2"
+in_root "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $TESTDEPS" \
+    >"$D/testdeps.log" 2>&1
+tap $? "the autopkgtests' dependencies are installed from the mirror"
 isolated "autopkgtest --output-dir $D/autopkgtest $R/build/order-mgmt $DEB -- chroot $R" >"$D/autopkgtest.log" 2>&1
 rc=$?
 tap $rc "autopkgtest (virt-chroot) exits 0"
