@@ -48,3 +48,15 @@ $(OM_INSTALL_SCRIPT): $(SCHEMA_SOURCES) order_mgmt.control
 	{ printf '%s\n\n' '/* order_mgmt $(EXTVERSION): the full install script, made by make from sql/schema/ */'; \
 	  printf '%s\n' '\echo Use "CREATE EXTENSION order_mgmt" to load this file. \quit'; \
 	  for f in $(SCHEMA_SOURCES); do printf '\n-- %s\n' "$$f"; cat "$$f"; done; } >$@
+
+# PGXN release archive order_mgmt-<version>.zip: the committed tree at HEAD
+# (git archive, without what .gitattributes marks export-ignore) plus
+# META.json, whose version is default_version of order_mgmt.control.
+DIST = order_mgmt-$(EXTVERSION)
+.PHONY: dist
+build/META.json: META.json.in order_mgmt.control
+	@mkdir -p build
+	sed 's/@VERSION@/$(EXTVERSION)/g' META.json.in >$@
+dist: build/META.json
+	@git diff --quiet HEAD -- || echo "warning: uncommitted changes are not in $(DIST).zip" >&2
+	git archive --format=zip --prefix=$(DIST)/ --add-file=build/META.json -o $(DIST).zip HEAD

@@ -58,6 +58,9 @@ max_connections = 120
 shared_buffers = 512MB
 fsync = on
 max_prepared_transactions = 10
+# test/client/standby.t streams a replica from this cluster (initdb's
+# pg_hba.conf already trusts local replication connections)
+wal_level = replica
 CONF
     su postgres -c "$PGBIN/pg_ctl -D $OM_PGDATA -l $OM_SOCK/server.log -w start" >/dev/null
 }

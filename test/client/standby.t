@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Hot standby: a streaming replica made with pg_basebackup from the test
+# cluster serves every order_mgmt view, estimate_delivery and
+# estimate_order_delivery read-only with the primary's answers; every API
+# function that writes fails there with SQLSTATE 25006 (read-only
+# transaction), in one session that stays usable, and no backend is
+# terminated by a signal.  Each write call is first shown to succeed on the
+# primary (in a rolled-back transaction), so 25006 is due to the standby.
+# Env: PGHOST, PGPORT, PGUSER, postgres on PATH; OM_STANDBY_PORT (default
+# PGPORT + 1).  Runs the standby as the postgres user.  Prints TAP.
+set -u
+cd "$(dirname "$0")/../.."
+DB=om_standby
+SPORT=${OM_STANDBY_PORT:-$((PGPORT + 1))}
+BIN=$(dirname "$(command -v postgres)")
+TMP=$(mktemp -d /tmp/om-standby.XXXXXX)
+SDATA=$TMP/data
+N=0
+tap() { N=$((N + 1)); if [ "$1" -eq 0 ]; then echo "ok $N - $2"; else echo "not ok $N - $2"; fi; }
+as_pg() { if [ "$(id -u)" -eq 0 ]; then su postgres -c "$*"; else sh -c "$*"; fi; }
+p() { psql -qXAt -v ON_ERROR_STOP=1 -d "$DB" "$@"; }                         # primary
+s() { psql -qXAt -v ON_ERROR_STOP=1 -h "$TMP" -p "$SPORT" -d "$DB" "$@"; }   # standby
+cleanup() {
+    [ -f "$SDATA/postmaster.pid" ] && as_pg "$BIN/pg_ctl -D $SDATA -m immediate -w stop" >/dev/null 2>&1
+    rm -rf "$TMP"
+    psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
+}
+trap cleanup EXIT
+chmod 755 "$TMP"
+[ "$(id -u)" -eq 0 ] && chown postgres: "$TMP"
+
+# --- the primary: reference data and orders in the states the calls need
+psql -qX -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null 2>&1
+p -c "CREATE EXTENSION order_mgmt" -f test/fixtures/promise_fixture.sql >/dev/null
+p >/dev/null <<'SQL'
+SET search_path = order_mgmt;
+INSERT INTO customers (customer_id, name, payment_terms, credit_limit) VALUES
+    ('SB-CR', 'credit', 'credit', 1000000), ('SB-PP', 'prepaid', 'prepaid', 0);
+INSERT INTO products (sku, name, list_price) VALUES ('SB-P', 'product', 10);
+SELECT receive_stock('BER', 'SB-P', 100);
+-- 1: placed; 2: confirmed, then held; 3: prepaid, authorized and partly captured;
+-- 4: confirmed with a promise that the current estimate misses (at risk)
+SELECT place_order(c, '[{"sku": "SB-P", "qty": 2}]', '{"country": "DE", "postal_code": "10115"}',
+                   service_id => 'STD', external_ref => 'SB-' || i)
+  FROM (VALUES (1, 'SB-CR'), (2, 'SB-CR'), (3, 'SB-PP'), (4, 'SB-CR')) v(i, c) ORDER BY i;
+SELECT confirm_order(2), hold_order(2, 'manual', 'standby test');
+SELECT confirm_order(3), authorize_payment(3, 20, 'sb-auth'), capture_payment(3, 5, 'sb-cap');
+SELECT confirm_order(4);
+UPDATE orders SET promised_delivery_latest = placed_at::date - 10 WHERE order_id = 4;
+SQL
+tap $? "primary: orders placed, confirmed, held, paid and one at risk"
+
+# --- the standby
+as_pg "$BIN/pg_basebackup -D $SDATA -X stream -c fast -R" >"$TMP/basebackup.log" 2>&1
+tap $? "pg_basebackup -R from the test cluster"
+[ -f "$SDATA/postgresql.conf" ] || : >"$SDATA/postgresql.conf"      # a Debian cluster keeps it in /etc
+[ -f "$SDATA/pg_hba.conf" ] || echo "local all all trust" >"$SDATA/pg_hba.conf"
+# a hot standby needs these at least as high as on the primary
+opts="-c port=$SPORT -c unix_socket_directories=$TMP -c listen_addresses= -c hot_standby=on"
+opts="$opts -c shared_buffers=32MB -c logging_collector=off"
+for g in max_connections max_prepared_transactions max_worker_processes max_wal_senders \
+         max_locks_per_transaction; do
+    opts="$opts -c $g=$(psql -qXAt -d postgres -c "SHOW $g")"
+done
+[ "$(id -u)" -eq 0 ] && chown -R postgres: "$SDATA"
+as_pg "$BIN/pg_ctl -D $SDATA -l $TMP/standby.log -w -t 60 start -o '$opts'" >/dev/null 2>&1
+tap $? "the standby starts on port $SPORT"
+
+# replayed up to the primary's current WAL position (bounded wait)
+lsn=$(p -c "SELECT pg_current_wal_lsn()")
+for _ in $(seq 300); do
+    [ "$(s -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'" 2>/dev/null)" = t ] && break
+    sleep 0.1
+done
+[ "$(s -c "SELECT pg_is_in_recovery() AND pg_last_wal_replay_lsn() >= '$lsn'" 2>&1)" = t ]
+tap $? "the standby is in recovery and has replayed the primary's WAL"
+
+# --- read-only work: the same answers as on the primary
+VIEWS=$(p -c "SELECT string_agg(format('%I.%I', schemaname, viewname), ' ' ORDER BY viewname)
+                FROM pg_views WHERE schemaname = 'order_mgmt'")
+for v in $VIEWS; do
+    q="SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM $v t"
+    want=$(p -c "$q" 2>&1)
+    got=$(s -c "$q" 2>&1)
+    [ "$got" = "$want" ]
+    tap $? "standby: SELECT from $v gives the primary's rows (${got%% *} rows)"
+done
+[ "$(s -c "SELECT count(*) FROM order_mgmt.orders_at_risk WHERE order_id = 4 AND risk = 'late'")" = 1 ]
+tap $? "standby: orders_at_risk lists the late order"
+for q in "SELECT e::text FROM order_mgmt.estimate_delivery('BER', 'STD', 'AT', '6900', '2025-09-09 08:00Z') e" \
+         "SELECT e::text FROM order_mgmt.estimate_order_delivery(4) e" \
+         "SELECT order_mgmt.add_business_days('2025-12-24', 2, 'DE-HANDLING')"; do
+    want=$(p -c "$q" 2>&1)
+    got=$(s -c "$q" 2>&1)
+    [ -n "$got" ] && [ "$got" = "$want" ]
+    tap $? "standby: ${q#SELECT } = $got"
+done
+
+# --- every API function that writes: valid on the primary, 25006 on the standby
+CALLS=(
+    "place_order|SELECT order_mgmt.place_order('SB-CR', '[{\"sku\": \"SB-P\", \"qty\": 1}]', '{\"country\": \"DE\"}')"
+    "confirm_order|SELECT order_mgmt.confirm_order(1)"
+    "hold_order|SELECT order_mgmt.hold_order(1, 'manual', 'x')"
+    "release_hold|SELECT order_mgmt.release_hold(2, (SELECT hold_id FROM order_mgmt.order_holds WHERE order_id = 2))"
+    "cancel_order|SELECT order_mgmt.cancel_order(1, 'x')"
+    "cancel_line|SELECT order_mgmt.cancel_line(1, 1, 1)"
+    "authorize_payment|SELECT order_mgmt.authorize_payment(3, 1, 'sb-new-1')"
+    "capture_payment|SELECT order_mgmt.capture_payment(3, 1, 'sb-new-2')"
+    "refund_payment|SELECT order_mgmt.refund_payment(3, 1, 'sb-new-3')"
+    "void_payment|SELECT order_mgmt.void_payment(3, 1, 'sb-new-4')"
+    "receive_stock|SELECT order_mgmt.receive_stock('BER', 'SB-P', 1)"
+    "adjust_stock|SELECT order_mgmt.adjust_stock('BER', 'SB-P', 1, 'count')"
+    "set_status|SELECT order_mgmt.set_status('order', 1, 'cancelled')"
+    "UPDATE|UPDATE order_mgmt.orders SET status = 'cancelled' WHERE order_id = 1"
+)
+tried=" "
+for c in "${CALLS[@]}"; do
+    name=${c%%|*}
+    sql=${c#*|}
+    tried="$tried$name "
+    out=$(p -c "BEGIN" -c "$sql" -c "ROLLBACK" 2>&1)
+    tap $? "primary: $name succeeds (rolled back)"
+    # all calls in one standby session: it must survive each failure
+    printf '%s;\nSELECT 1 AS alive;\n' "$sql" >>"$TMP/calls.sql"
+done
+# every VOLATILE function the operator may call is in the list above
+missing=$(p -c "SELECT string_agg(p.proname, ' ' ORDER BY p.proname)
+                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname = 'order_mgmt' AND p.provolatile = 'v'
+                   AND has_function_privilege('order_mgmt_operator', p.oid, 'EXECUTE')" |
+          tr ' ' '\n' | while read -r f; do case "$tried" in *" $f "*) ;; *) printf '%s ' "$f" ;; esac; done)
+[ -z "$missing" ]
+tap $? "every write function granted to order_mgmt_operator is tried${missing:+ (missing: $missing)}"
+
+s -v ON_ERROR_STOP=0 -v VERBOSITY=sqlstate -f "$TMP/calls.sql" >"$TMP/calls.out" 2>&1
+i=0
+for c in "${CALLS[@]}"; do
+    i=$((i + 1))
+    err=$(grep -c "^psql:$TMP/calls.sql:$((2 * i - 1)): ERROR:  25006$" "$TMP/calls.out")
+    [ "$err" -eq 1 ]
+    tap $? "standby: ${c%%|*} fails with 25006 (read-only transaction)"
+done
+[ "$(grep -c '^1$' "$TMP/calls.out")" -eq "${#CALLS[@]}" ]
+tap $? "standby: the session survives every failed call"
+[ "$(s -c "SELECT count(*) FROM order_mgmt.orders")" = "$(p -c "SELECT count(*) FROM order_mgmt.orders")" ]
+tap $? "standby: nothing changed (the order count is the primary's)"
+
+# the standby keeps replaying after the failures
+p -c "SELECT order_mgmt.set_status('order', 1, 'cancelled', 'after standby test')" >/dev/null
+lsn=$(p -c "SELECT pg_current_wal_lsn()")
+for _ in $(seq 300); do
+    [ "$(s -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'" 2>/dev/null)" = t ] && break
+    sleep 0.1
+done
+[ "$(s -c "SELECT status FROM order_mgmt.orders WHERE order_id = 1")" = cancelled ]
+tap $? "standby: a later change on the primary is replayed"
+
+as_pg "$BIN/pg_ctl -D $SDATA -m fast -w stop" >/dev/null 2>&1
+tap $? "the standby stops cleanly"
+! grep -E 'terminated by signal|PANIC' "$TMP/standby.log"
+tap $? "standby log: no process terminated by a signal, no PANIC"
+echo "1..$N"
