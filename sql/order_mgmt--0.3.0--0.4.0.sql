@@ -1250,7 +1250,13 @@ CREATE TRIGGER order_mgmt_late_promise AFTER UPDATE OF qty_backordered, ready_at
           AND (NEW.qty_backordered = 0 OR NEW.ready_at IS NOT NULL))
     EXECUTE FUNCTION @extschema@.late_promise_trigger();
 
-CREATE OR REPLACE VIEW @extschema@.orders_at_risk AS
+CREATE FUNCTION @extschema@.at_risk_orders(
+    OUT order_id bigint, OUT status text, OUT promised_delivery_latest date,
+    OUT estimated_delivery_latest date, OUT days_late int, OUT risk text)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 SELECT o.order_id, o.status, o.promised_delivery_latest,
        e.delivery_latest AS estimated_delivery_latest,
        e.delivery_latest - o.promised_delivery_latest AS days_late,
@@ -1260,7 +1266,12 @@ SELECT o.order_id, o.status, o.promised_delivery_latest,
  CROSS JOIN LATERAL @extschema@.estimate_order_delivery(o.order_id) e
  WHERE @extschema@.status_class('order', o.status) IN ('pending', 'open', 'held')
    AND o.promised_delivery_latest IS NOT NULL
-   AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest);
+   AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest)
+$$;
+
+CREATE OR REPLACE VIEW @extschema@.orders_at_risk AS
+SELECT order_id, status, promised_delivery_latest, estimated_delivery_latest, days_late, risk
+  FROM @extschema@.at_risk_orders();
 
 
 ------------------------------------------------------------------------
@@ -1308,6 +1319,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.statuses', 'WHERE NOT is
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.current_actor()
     TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION @extschema@.estimate_order_delivery(bigint) FROM order_mgmt_reader;
+GRANT EXECUTE ON FUNCTION @extschema@.at_risk_orders() TO order_mgmt_reader, order_mgmt_operator;
 GRANT SELECT ON @extschema@.statuses, @extschema@.stock_pending, @extschema@.stock,
                 @extschema@.credit_accounts
     TO order_mgmt_operator;

@@ -128,14 +128,11 @@ OmCacheRebuild(OmCache *c, void *(*load) (MemoryContext cxt))
 	count = c->invalidations;
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "order_mgmt cache", ALLOCSET_SMALL_SIZES);
 	MemoryContextSetIdentifier(cxt, c->name);
-	OmBecomeOwner(c->relids[0], &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	OmSpiBegin(c->relids[0], &saved);
 	old = MemoryContextSwitchTo(cxt);
 	data = load(cxt);
 	MemoryContextSwitchTo(old);
-	SPI_finish();
-	OmRestoreUser(&saved);
+	OmSpiEnd(&saved);
 
 	if (c->cxt != NULL)
 	{

@@ -57,9 +57,7 @@ credit_exposure(PG_FUNCTION_ARGS)
 	OmRequireArgs(fcinfo, names, 1);
 	arg = PG_GETARG_DATUM(0);
 	LockCustomer(TextDatumGetCString(arg));
-	OmBecomeOwner(OmRelid("credit_accounts"), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	OmSpiBegin(OmRelid("credit_accounts"), &saved);
 	if (SPI_execute_snapshot(OmKeepPlan(&plan, "SELECT coalesce((SELECT exposure FROM " OM_SCHEMA
 									 ".credit_accounts WHERE customer_id OPERATOR(pg_catalog.=) $1),"
 									 " 0::pg_catalog.numeric)", 1, argtypes),
@@ -68,8 +66,7 @@ credit_exposure(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not read %s.credit_accounts", OM_SCHEMA);
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	result = SPI_datumTransfer(result, false, -1);
-	SPI_finish();
-	OmRestoreUser(&saved);
+	OmSpiEnd(&saved);
 	PG_RETURN_DATUM(result);
 }
 
@@ -91,9 +88,7 @@ credit_add(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 	LockCustomer(TextDatumGetCString(PG_GETARG_DATUM(0)));
-	OmBecomeOwner(OmRelid("credit_accounts"), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	OmSpiBegin(OmRelid("credit_accounts"), &saved);
 	if (SPI_execute_snapshot(OmKeepPlan(&plan, "INSERT INTO " OM_SCHEMA ".credit_accounts AS a"
 									 " (customer_id, exposure) VALUES ($1, $2)"
 									 " ON CONFLICT (customer_id) DO UPDATE"
@@ -102,7 +97,6 @@ credit_add(PG_FUNCTION_ARGS)
 							 values, NULL, GetLatestSnapshot(), InvalidSnapshot,
 							 false, true, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not update %s.credit_accounts", OM_SCHEMA);
-	SPI_finish();
-	OmRestoreUser(&saved);
+	OmSpiEnd(&saved);
 	PG_RETURN_VOID();
 }

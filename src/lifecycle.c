@@ -252,9 +252,7 @@ OmCheckNothingDispatched(int64 order_id)
 	OmSavedUser saved;
 	bool		dispatched;
 
-	OmBecomeOwner(OmRelid("order_lines"), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	OmSpiBegin(OmRelid("order_lines"), &saved);
 	OmKeepPlan(&plan, "SELECT 1 FROM " OM_SCHEMA ".order_lines"
 			   " WHERE order_id OPERATOR(pg_catalog.=) $1 AND qty_shipped OPERATOR(pg_catalog.>) 0"
 			   " UNION ALL SELECT 1 FROM " OM_SCHEMA ".shipments"
@@ -264,8 +262,7 @@ OmCheckNothingDispatched(int64 order_id)
 							 true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read %s.order_lines", OM_SCHEMA);
 	dispatched = SPI_processed > 0;
-	SPI_finish();
-	OmRestoreUser(&saved);
+	OmSpiEnd(&saved);
 	if (dispatched)
 		ereport(ERROR,
 				(errcode(ERRCODE_OM_ALREADY_SHIPPED),

@@ -106,6 +106,32 @@ OmRestoreUser(const OmSavedUser *saved)
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 
+/*
+ * Run SQL (SPI) as the owner of relid with search_path pinned to
+ * pg_catalog, pg_temp, as a SECURITY DEFINER function would: C code runs
+ * its SQL from triggers and commit-time callbacks too, where the session's
+ * search_path (and whatever functions or operators it puts first) is in
+ * force.  Transaction abort undoes both on error.
+ */
+void
+OmSpiBegin(Oid relid, OmSavedUser *saved)
+{
+	OmBecomeOwner(relid, saved);
+	saved->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+OmSpiEnd(const OmSavedUser *saved)
+{
+	SPI_finish();
+	AtEOXact_GUC(true, saved->guc_level);
+	OmRestoreUser(saved);
+}
+
 /* The n leading arguments must not be null; names[i] names argument i. */
 void
 OmRequireArgs(FunctionCallInfo fcinfo, const char *const *names, int n)

@@ -44,11 +44,14 @@ typedef struct OmSavedUser
 {
 	Oid			userid;
 	int			sec_context;
+	int			guc_level;		/* OmSpiBegin: the pinned search_path's level */
 } OmSavedUser;
 
 extern Oid	OmRelid(const char *relname);
 extern void OmBecomeOwner(Oid relid, OmSavedUser *saved);
 extern void OmRestoreUser(const OmSavedUser *saved);
+extern void OmSpiBegin(Oid relid, OmSavedUser *saved);
+extern void OmSpiEnd(const OmSavedUser *saved);
 extern void OmRequireArgs(FunctionCallInfo fcinfo, const char *const *names, int n);
 extern const char *OmCurrentActor(void);
 extern const char *OmDbRole(void);

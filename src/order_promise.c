@@ -226,16 +226,13 @@ FetchOrder(int64 order_id, OrderInfo *o)
 static void
 ConnectAsOwner(OmSavedUser *saved)
 {
-	OmBecomeOwner(OmRelid("orders"), saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	OmSpiBegin(OmRelid("orders"), saved);
 }
 
 static void
 Disconnect(const OmSavedUser *saved)
 {
-	SPI_finish();
-	OmRestoreUser(saved);
+	OmSpiEnd(saved);
 }
 
 /*

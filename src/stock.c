@@ -241,7 +241,7 @@ StockChange(FunctionCallInfo fcinfo, bool want_partial)
 
 	StockLockTag(&tag, warehouse, sku);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	OmBecomeOwner(OmRelid("stock_levels"), &saved);
+	OmSpiBegin(OmRelid("stock_levels"), &saved);
 	avail = Available(keys);
 	if (want_partial)
 		dr = (int32) Max(Min((int64) dr, avail), 0);
@@ -252,12 +252,9 @@ StockChange(FunctionCallInfo fcinfo, bool want_partial)
 				 errdetail("%lld unit(s) are available (on hand, not reserved nor being reserved); the %s needs %d.",
 						   (long long) Max(avail, 0), kind, dr - dh),
 				 errhint("Cancel or reallocate reservations first.")));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	if (dh != 0 || dr != 0 || want_partial)
 		Record(keys, kind, dh, dr, fcinfo);
-	SPI_finish();
-	OmRestoreUser(&saved);
+	OmSpiEnd(&saved);
 	LockRelease(&tag, ExclusiveLock, false);
 	return want_partial ? dr : dh;
 }
@@ -328,9 +325,7 @@ stock_best_warehouse(PG_FUNCTION_ARGS)
 
 	OmRequireArgs(fcinfo, names, 1);
 	keys[1] = PG_GETARG_DATUM(0);
-	OmBecomeOwner(OmRelid("stock_levels"), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	OmSpiBegin(OmRelid("stock_levels"), &saved);
 	if (SPI_execute_snapshot(OmKeepPlan(&plan, "SELECT warehouse_id FROM " OM_SCHEMA ".stock_levels"
 									  " WHERE sku OPERATOR(pg_catalog.=) $1 UNION"
 									  " SELECT warehouse_id FROM " OM_SCHEMA ".stock_pending"
@@ -352,8 +347,7 @@ stock_best_warehouse(PG_FUNCTION_ARGS)
 			best_avail = avail;
 		}
 	}
-	SPI_finish();
-	OmRestoreUser(&saved);
+	OmSpiEnd(&saved);
 	if (best == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(best);
@@ -429,9 +423,7 @@ stock_apply(PG_FUNCTION_ARGS)
 		elog(ERROR, "stock_apply must be called as a trigger");
 	if (!pending_to_apply)
 		return PointerGetDatum(NULL);
-	OmBecomeOwner(OmRelid("stock_levels"), &saved);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	OmSpiBegin(OmRelid("stock_levels"), &saved);
 	for (int round = 0; pending_to_apply && round < 100; round++)
 	{
 		SPITupleTable *tab;
@@ -472,7 +464,6 @@ stock_apply(PG_FUNCTION_ARGS)
 			LastLook(keys);
 		}
 	}
-	SPI_finish();
-	OmRestoreUser(&saved);
+	OmSpiEnd(&saved);
 	return PointerGetDatum(NULL);
 }

@@ -78,8 +78,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.estimate_order_delivery(bigint),
     @extschema@.choose_service(bigint, text, timestamptz)
 TO order_mgmt_operator;
--- the at-risk view calls the estimator with the reader's rights
-GRANT EXECUTE ON FUNCTION @extschema@.estimate_order_delivery(bigint) TO order_mgmt_reader;
+-- views call their functions with the reader's rights
+GRANT EXECUTE ON FUNCTION @extschema@.at_risk_orders() TO order_mgmt_reader, order_mgmt_operator;
 -- Trigger conditions and trigger functions run as the role that writes the
 -- row; these two only read the class of a status and the claimed actor.
 GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.current_actor()

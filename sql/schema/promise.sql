@@ -82,7 +82,16 @@ CREATE FUNCTION @extschema@.choose_service(
 RETURNS text
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'choose_service';
 
-CREATE VIEW @extschema@.orders_at_risk AS
+-- The at-risk list for readers of the view: a SECURITY DEFINER set (not a
+-- function readers could call for any one order) so order_mgmt_reader
+-- needs no right on orders or on estimate_order_delivery.
+CREATE FUNCTION @extschema@.at_risk_orders(
+    OUT order_id bigint, OUT status text, OUT promised_delivery_latest date,
+    OUT estimated_delivery_latest date, OUT days_late int, OUT risk text)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
 SELECT o.order_id, o.status, o.promised_delivery_latest,
        e.delivery_latest AS estimated_delivery_latest,
        e.delivery_latest - o.promised_delivery_latest AS days_late,
@@ -92,7 +101,12 @@ SELECT o.order_id, o.status, o.promised_delivery_latest,
  CROSS JOIN LATERAL @extschema@.estimate_order_delivery(o.order_id) e
  WHERE @extschema@.status_class('order', o.status) IN ('pending', 'open', 'held')
    AND o.promised_delivery_latest IS NOT NULL
-   AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest);
+   AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest)
+$$;
+
+CREATE VIEW @extschema@.orders_at_risk AS
+SELECT order_id, status, promised_delivery_latest, estimated_delivery_latest, days_late, risk
+  FROM @extschema@.at_risk_orders();
 
 CREATE FUNCTION @extschema@.line_ready_trigger() RETURNS trigger
 LANGUAGE plpgsql
