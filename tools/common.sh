@@ -13,7 +13,7 @@ export PGHOST=$OM_SOCK PGPORT=${OM_PGPORT:-5499} PGUSER=postgres
 export PATH="$PGBIN:$PATH"
 
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap \
-libtap-parser-sourcehandler-pgtap-perl postgresql-contrib build-essential python3-psycopg2 valgrind"
+libtap-parser-sourcehandler-pgtap-perl postgresql-contrib build-essential python3-psycopg2 valgrind sqlsmith"
 
 # Install the Debian packages the project needs (only when one is missing).
 om_packages() {
