@@ -325,7 +325,10 @@ DECLARE
     sh @extschema@.shipments := @extschema@.begin_step(start_picking.shipment_id, 'picking', 'picked');
 BEGIN
     PERFORM @extschema@.move_shipment(sh.order_id, sh.shipment_id, 'picking',
-                                      @extschema@.step_reason(NULL));
+        @extschema@.step_reason(format('%s unit(s) to pick in %s',
+            (SELECT sum(l.qty) FROM @extschema@.shipment_lines l
+              WHERE l.order_id = sh.order_id AND l.shipment_id = sh.shipment_id),
+            sh.warehouse_id)));
 END;
 $$;
 
