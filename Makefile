@@ -28,7 +28,7 @@ DATA = $(wildcard sql/order_mgmt--*.sql)
 EXTRA_CLEAN = build
 
 # pg_regress inputs live in sql/ and expected/ (listed explicitly).
-REGRESS = lifecycle place_order set_status events placement promise
+REGRESS = lifecycle place_order set_status events placement promise fulfilment
 REGRESS_OPTS = --load-extension=order_mgmt
 
 # isolation specs live in test/isolation/{specs,expected}

@@ -99,7 +99,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'shipment % does not exist', p_shipment USING ERRCODE = 'OM004';
     END IF;
-    PERFORM @extschema@.require_class(@extschema@.lock_order(v_order), p_classes, p_action);
+    IF p_classes IS NULL THEN
+        PERFORM @extschema@.lock_order(v_order);
+    ELSE
+        PERFORM @extschema@.require_class(@extschema@.lock_order(v_order), p_classes, p_action);
+    END IF;
     SELECT * INTO sh FROM @extschema@.shipments x
      WHERE x.order_id = v_order AND x.shipment_id = p_shipment;
     RETURN sh;
@@ -444,7 +448,9 @@ BEGIN
     IF reason IS NULL OR btrim(reason) = '' THEN
         RAISE EXCEPTION 'a cancellation needs a reason' USING ERRCODE = '22004';
     END IF;
-    sh := @extschema@.lock_shipment(cancel_shipment.shipment_id, '{open,shipping,held}', 'changed');
+    -- the shipment's own status decides (a cancelled order's shipments
+    -- are cancelled already, a delivered order's have left)
+    sh := @extschema@.lock_shipment(cancel_shipment.shipment_id, NULL, 'changed');
     v_class := @extschema@.status_class('shipment', sh.status);
     IF v_class IN ('in_transit', 'delivered', 'failed') THEN
         RAISE EXCEPTION 'shipment % cannot be cancelled', sh.shipment_id
@@ -612,7 +618,7 @@ BEGIN
         v_path := @extschema@.shipment_path(sh.status, code);
     END IF;
     v_reason := @extschema@.step_reason(format('carrier checkpoint %s at %s%s', code, occurred_at,
-                                               coalesce(' in ' || location, '')));
+                                               coalesce(' (' || location || ')', '')));
     PERFORM @extschema@.emit_event(sh.order_id, 'shipment', sh.shipment_id, 'shipment.checkpoint',
         NULL, NULL, v_reason,
         jsonb_build_object('tracking_event_id', c.tracking_event_id,

@@ -95,8 +95,8 @@ $$;
 /*
  * Lock the order of a shipment (lock_order: the order row comes first in
  * the lock order), check the order's status class (require_class: OM010,
- * OM006 once goods have left) and return the shipment as it is now.
- * OM004 when the shipment does not exist.
+ * OM006 once goods have left; p_classes null: no check) and return the
+ * shipment as it is now.  OM004 when the shipment does not exist.
  */
 CREATE FUNCTION @extschema@.lock_shipment(p_shipment bigint, p_classes text[], p_action text)
 RETURNS @extschema@.shipments
@@ -113,7 +113,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'shipment % does not exist', p_shipment USING ERRCODE = 'OM004';
     END IF;
-    PERFORM @extschema@.require_class(@extschema@.lock_order(v_order), p_classes, p_action);
+    IF p_classes IS NULL THEN
+        PERFORM @extschema@.lock_order(v_order);
+    ELSE
+        PERFORM @extschema@.require_class(@extschema@.lock_order(v_order), p_classes, p_action);
+    END IF;
     SELECT * INTO sh FROM @extschema@.shipments x
      WHERE x.order_id = v_order AND x.shipment_id = p_shipment;
     RETURN sh;
@@ -525,7 +529,9 @@ BEGIN
     IF reason IS NULL OR btrim(reason) = '' THEN
         RAISE EXCEPTION 'a cancellation needs a reason' USING ERRCODE = '22004';
     END IF;
-    sh := @extschema@.lock_shipment(cancel_shipment.shipment_id, '{open,shipping,held}', 'changed');
+    -- the shipment's own status decides (a cancelled order's shipments
+    -- are cancelled already, a delivered order's have left)
+    sh := @extschema@.lock_shipment(cancel_shipment.shipment_id, NULL, 'changed');
     v_class := @extschema@.status_class('shipment', sh.status);
     IF v_class IN ('in_transit', 'delivered', 'failed') THEN
         RAISE EXCEPTION 'shipment % cannot be cancelled', sh.shipment_id
@@ -729,7 +735,7 @@ BEGIN
         v_path := @extschema@.shipment_path(sh.status, code);
     END IF;
     v_reason := @extschema@.step_reason(format('carrier checkpoint %s at %s%s', code, occurred_at,
-                                               coalesce(' in ' || location, '')));
+                                               coalesce(' (' || location || ')', '')));
     PERFORM @extschema@.emit_event(sh.order_id, 'shipment', sh.shipment_id, 'shipment.checkpoint',
         NULL, NULL, v_reason,
         jsonb_build_object('tracking_event_id', c.tracking_event_id,
