@@ -202,13 +202,15 @@ AS $$
 DECLARE
     v_status  text;
     v_implied text := @extschema@.lines_status(p_order);
+    v_edge    boolean;
     v_saved   text;
 BEGIN
-    SELECT x.status INTO v_status FROM @extschema@.orders x WHERE x.order_id = p_order;
-    IF v_implied IS NULL OR v_implied = v_status
-       OR NOT EXISTS (SELECT 1 FROM @extschema@.transitions t
-                       WHERE t.entity = 'order' AND t.from_status = v_status
-                         AND t.to_status = v_implied) THEN
+    SELECT x.status, t.to_status IS NOT NULL INTO v_status, v_edge
+      FROM @extschema@.orders x
+      LEFT JOIN @extschema@.transitions t
+             ON t.entity = 'order' AND t.from_status = x.status AND t.to_status = v_implied
+     WHERE x.order_id = p_order;
+    IF v_implied IS NULL OR v_implied = v_status OR NOT v_edge THEN
         UPDATE @extschema@.orders x SET updated_at = clock_timestamp() WHERE x.order_id = p_order;
         RETURN v_status;
     END IF;
@@ -269,7 +271,8 @@ CREATE TRIGGER order_mgmt_shipment_dates
 
 /*
  * AFTER UPDATE OF status on shipments, the same moves as
- * order_mgmt_shipment_dates, by any path.  The order is locked first.
+ * order_mgmt_shipment_dates, by any path.  The order row is locked first
+ * (rollup_order then marks it changed, as lock_order would).
  * Leaving preparation (the dispatch): only for an order that is open or
  * shipping (OM010 when held); each shipment line consumes its units'
  * reservation (a 'ship' movement: on_hand and reserved both drop), and
@@ -283,11 +286,12 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    o      @extschema@.orders := @extschema@.lock_order(NEW.order_id);
+    o      @extschema@.orders;
     l      record;
     v_left boolean := @extschema@.status_class('shipment', OLD.status) = 'preparing';
     v_reason text := format('shipment %s %s', NEW.shipment_id, NEW.status);
 BEGIN
+    SELECT * INTO o FROM @extschema@.orders x WHERE x.order_id = NEW.order_id FOR UPDATE;
     IF v_left THEN
         PERFORM @extschema@.require_class(o, '{open,shipping}', 'shipped');
         FOR l IN SELECT sl.line_no, sl.qty, ol.sku, ol.warehouse_id, ol.qty_reserved
@@ -660,7 +664,6 @@ DECLARE
     e        @extschema@.tracking_events;
     v_path   text[];
     v_step   text;
-    v_i      int := 0;
     v_final  boolean;
     v_window record;
     v_saved  text := current_setting('order_mgmt.reason', true);
@@ -744,26 +747,20 @@ BEGIN
                            'applied', v_path IS NOT NULL));
 
     IF v_path IS NOT NULL THEN
+        -- the steps on the way (inferred), then the checkpoint's own status
+        -- with the checkpoint and, for a delivery, the carrier's time
         v_final := @extschema@.status_class('shipment', code) = 'delivered';
-        FOREACH v_step IN ARRAY v_path LOOP
-            v_i := v_i + 1;
-            PERFORM set_config('order_mgmt.reason', CASE WHEN v_i < cardinality(v_path)
-                THEN format('inferred from carrier checkpoint %s (%s)', carrier_event_id, code)
-                ELSE v_reason END, true);
-            UPDATE @extschema@.shipments x
-               SET status = v_step,
-                   delivered_at = CASE WHEN v_i = cardinality(v_path) AND v_final
-                                       THEN record_tracking_event.occurred_at
-                                       ELSE x.delivered_at END
-             WHERE x.order_id = sh.order_id AND x.shipment_id = sh.shipment_id;
+        FOREACH v_step IN ARRAY v_path[1:cardinality(v_path) - 1] LOOP
+            PERFORM @extschema@.move_shipment(sh.order_id, sh.shipment_id, v_step,
+                format('inferred from carrier checkpoint %s (%s)', carrier_event_id, code));
         END LOOP;
-        PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
-        -- the same status (or an earlier delivery of a delivered shipment)
+        PERFORM set_config('order_mgmt.reason', v_reason, true);
         UPDATE @extschema@.shipments x
-           SET last_checkpoint_id = c.tracking_event_id,
+           SET status = code, last_checkpoint_id = c.tracking_event_id,
                delivered_at = CASE WHEN v_final THEN record_tracking_event.occurred_at
                                    ELSE x.delivered_at END
          WHERE x.order_id = sh.order_id AND x.shipment_id = sh.shipment_id;
+        PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
     END IF;
 
     -- a delay or failed attempt restarts the window, from the latest of them
