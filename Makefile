@@ -32,7 +32,7 @@ REGRESS = lifecycle place_order set_status events placement promise fulfilment
 REGRESS_OPTS = --load-extension=order_mgmt
 
 # isolation specs live in test/isolation/{specs,expected}
-ISOLATION = notify cache_snapshot
+ISOLATION = notify cache_snapshot release_twice
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=order_mgmt
 
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
