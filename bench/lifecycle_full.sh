@@ -7,7 +7,8 @@
 # lines, checkpoints, status changes, every event row) done with no checks:
 #   bare fn  - in one PL/pgSQL call (one round trip, cached plans),
 #   bare SQL - sent statement by statement from the client (35 statements).
-# order_mgmt sends its 11 calls from the client (11 round trips).
+# order_mgmt sends its 11 calls from the client (11 round trips); for the
+# record, the same 11 calls from one PL/pgSQL call are measured too.
 # pgbench -M prepared at 1, 4, 8 clients, synchronous_commit off and on,
 # median of RUNS runs of SECS seconds, the three workloads alternating run by
 # run in one cluster; 10,000 customers and 1,000 skus chosen at random.
@@ -170,6 +171,35 @@ cat >"$TMP/barefn.sql" <<'SQL'
 SELECT bare_lifecycle(:c, :s1, :s2);
 SQL
 
+# for the record (not a target): order_mgmt's 11 calls made from one
+# PL/pgSQL call, which shows what the round trips cost and what the checks do
+psql -qX -v ON_ERROR_STOP=1 -d $DB >/dev/null <<'SQL'
+CREATE FUNCTION om_lifecycle(c int, s1 int, s2 int) RETURNS bigint LANGUAGE plpgsql AS $f$
+DECLARE id bigint; sh bigint;
+BEGIN
+    id := order_mgmt.place_order('C' || c, jsonb_build_array(jsonb_build_object('sku', 'S' || s1, 'qty', 1),
+                                                             jsonb_build_object('sku', 'S' || s2, 'qty', 2)),
+                                 '{"country": "DE", "postal_code": "10115"}');
+    PERFORM order_mgmt.confirm_order(id);
+    PERFORM order_mgmt.release_to_warehouse(id);
+    SELECT shipment_id INTO sh FROM order_mgmt.shipments WHERE order_id = id;
+    PERFORM order_mgmt.start_picking(sh);
+    PERFORM order_mgmt.pack_shipment(sh, 1200, 400, 300, 200);
+    PERFORM order_mgmt.label_shipment(sh, 'DHL', 'STD', 'T' || id);
+    PERFORM order_mgmt.dispatch_shipment(sh);
+    PERFORM order_mgmt.record_tracking_event('T' || id, id || '-1', 'in_transit', now());
+    PERFORM order_mgmt.record_tracking_event('T' || id, id || '-2', 'out_for_delivery', now());
+    PERFORM order_mgmt.record_tracking_event('T' || id, id || '-3', 'delivered', now());
+    RETURN id;
+END $f$;
+SQL
+cat >"$TMP/omfn.sql" <<'SQL'
+\set c random(1, 10000)
+\set s1 random(1, 1000)
+\set s2 random(1, 1000)
+SELECT om_lifecycle(:c, :s1, :s2);
+SQL
+
 # tps SCRIPT CLIENTS SYNC -> prints the tps of one run
 tps() {
     PGOPTIONS="-c synchronous_commit=$3 -c order_mgmt.notify_mode=$NOTIFY" \
@@ -180,8 +210,8 @@ median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 spread() { sort -n | awk 'NR == 1 {min = $1} {max = $1} END {print min "-" max}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 
-# one warm-up run of each, and a check that the three write the same rows
-for w in om bare barefn; do SECS=3 tps "$TMP/$w.sql" 1 off >/dev/null; done
+# one warm-up run of each
+for w in om bare barefn omfn; do SECS=3 tps "$TMP/$w.sql" 1 off >/dev/null; done
 [ -s "$TMP/err" ] && sed 's/^/# pgbench: /' "$TMP/err" | tail -5
 
 REPORT="$OUT/lifecycle_full-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -189,21 +219,31 @@ REPORT="$OUT/lifecycle_full-$(date -u +%Y%m%dT%H%M%SZ).txt"
 echo "# whole lifecycle, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# PostgreSQL $(psql -qXAt -d $DB -c 'SHOW server_version'), order_mgmt $(psql -qXAt -d $DB -c "SELECT extversion FROM pg_extension WHERE extname = 'order_mgmt'"), notify_mode=$NOTIFY, ${RUNS}x${SECS}s per cell"
 echo "# rows per order: order_mgmt $(psql -qXAt -d $DB -c "SELECT (SELECT count(*) FROM order_mgmt.events) / count(*) FROM order_mgmt.orders") events, bare $(psql -qXAt -d $DB -c "SELECT (SELECT count(*) FROM bare_events) / count(*) FROM bare_orders") events"
-printf "%-8s %7s %20s %20s %20s %9s %8s\n" sync_commit clients "order_mgmt tps" "bare SQL tps" "bare fn tps" "vs SQL" "vs fn"
+printf "%-8s %7s %20s %20s %20s %9s %8s %20s %8s\n" sync_commit clients "order_mgmt tps" "bare SQL tps" \
+    "bare fn tps" "vs SQL" "vs fn" "om in 1 call tps" "1call/fn"
 for sync in ${SYNCS:-off on}; do
     for c in $CLIENTS; do
-        : >"$TMP/om"; : >"$TMP/bare"; : >"$TMP/barefn"
+        : >"$TMP/om"; : >"$TMP/bare"; : >"$TMP/barefn"; : >"$TMP/omfn"
         for r in $(seq "$RUNS"); do
             tps "$TMP/om.sql" "$c" "$sync" >>"$TMP/om"
             tps "$TMP/bare.sql" "$c" "$sync" >>"$TMP/bare"
             tps "$TMP/barefn.sql" "$c" "$sync" >>"$TMP/barefn"
+            tps "$TMP/omfn.sql" "$c" "$sync" >>"$TMP/omfn"
         done
         om=$(median <"$TMP/om"); bare=$(median <"$TMP/bare"); fn=$(median <"$TMP/barefn")
-        printf "%-11s %4s %7s (%11s) %7s (%11s) %7s (%11s) %8s %8s\n" "$sync" "$c" \
+        omfn=$(median <"$TMP/omfn")
+        printf "%-11s %4s %7s (%11s) %7s (%11s) %7s (%11s) %8s %8s %7s (%11s) %8s\n" "$sync" "$c" \
             "$om" "$(spread <"$TMP/om")" "$bare" "$(spread <"$TMP/bare")" "$fn" "$(spread <"$TMP/barefn")" \
-            "$(ratio "$om" "$bare")" "$(ratio "$om" "$fn")"
+            "$(ratio "$om" "$bare")" "$(ratio "$om" "$fn")" "$omfn" "$(spread <"$TMP/omfn")" \
+            "$(ratio "$omfn" "$fn")"
     done
 done
+# where the time goes: per-call latency of one client, synchronous_commit off
+echo "# per call, 1 client, sync off (pgbench -r, ms):"
+PGOPTIONS="-c synchronous_commit=off -c order_mgmt.notify_mode=$NOTIFY" \
+    pgbench -n -M prepared -c 1 -T "$SECS" -r -f "$TMP/om.sql" $DB 2>/dev/null \
+    | sed -n '/statement latencies/,$p' | grep -vE '\\set|statement latencies' \
+    | awk '{printf "#   %6.3f  %s\n", $1, substr($0, index($0, $3), 70)}'
 echo "# orders run through the lifecycle: $(psql -qXAt -d $DB -c 'SELECT count(*) FROM order_mgmt.orders'), all delivered: $(psql -qXAt -d $DB -c "SELECT bool_and(status = 'delivered') FROM order_mgmt.orders")"
 } | tee "$REPORT"
 [ -s "$TMP/err" ] && sed 's/^/# pgbench: /' "$TMP/err" | tail -5
