@@ -18,25 +18,6 @@ SELECT confirm_order(:confirmed) AS _ \gset
 SELECT pg_temp.ord('[{"sku": "F-A", "qty": 1}, {"sku": "F-A", "qty": 1}]') AS o \gset
 SELECT confirm_order(:o) AS _, release_to_warehouse(:o) AS _ \gset
 SELECT (pg_temp.shipments_of(:o))[1] AS pending \gset
-CREATE FUNCTION pg_temp.shipment_at(step text) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-    v_o bigint := pg_temp.ord('[{"sku": "F-A", "qty": 1}]');
-    v_s bigint;
-BEGIN
-    PERFORM order_mgmt.confirm_order(v_o);
-    PERFORM order_mgmt.release_to_warehouse(v_o);
-    v_s := (pg_temp.shipments_of(v_o))[1];
-    IF step = 'pending' THEN RETURN v_s; END IF;
-    PERFORM order_mgmt.start_picking(v_s);
-    IF step = 'picking' THEN RETURN v_s; END IF;
-    PERFORM order_mgmt.pack_shipment(v_s, 100, 10, 10, 10);
-    IF step = 'packed' THEN RETURN v_s; END IF;
-    PERFORM order_mgmt.label_shipment(v_s, 'DHL', 'F-STD', 'TRK-' || v_s);
-    IF step = 'labelled' THEN RETURN v_s; END IF;
-    PERFORM order_mgmt.dispatch_shipment(v_s);
-    RETURN v_s;
-END;
-$$;
 SELECT pg_temp.shipment_at('picking') AS picking, pg_temp.shipment_at('packed') AS packed,
        pg_temp.shipment_at('labelled') AS labelled, pg_temp.shipment_at('dispatched') AS dispatched \gset
 SELECT 'TRK-' || :dispatched AS trk \gset

@@ -9,20 +9,6 @@ SELECT plan(29);
 SET LOCAL search_path = order_mgmt, public;
 \ir ../fixtures/fulfilment_fixture.sql
 SELECT receive_stock('F-BER', 'F-A', 100) AS _ \gset
--- a dispatched shipment of a new order of one unit; returns the shipment
-CREATE FUNCTION pg_temp.dispatched(trk text) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-    v_o bigint := pg_temp.ord('[{"sku": "F-A", "qty": 1}]');
-    v_s bigint;
-BEGIN
-    PERFORM order_mgmt.confirm_order(v_o);
-    PERFORM order_mgmt.release_to_warehouse(v_o);
-    v_s := (pg_temp.shipments_of(v_o))[1];
-    PERFORM pg_temp.prepare(v_s, trk);
-    PERFORM order_mgmt.dispatch_shipment(v_s);
-    RETURN v_s;
-END;
-$$;
 CREATE FUNCTION pg_temp.st(s bigint) RETURNS text LANGUAGE sql AS $$
     SELECT status FROM order_mgmt.shipments WHERE shipment_id = s
 $$;
@@ -34,7 +20,7 @@ CREATE FUNCTION pg_temp.moves(s bigint) RETURNS text[] LANGUAGE sql AS $$
 $$;
 
 -- skipped scans are inferred along the graph
-SELECT pg_temp.dispatched('T-SKIP') AS s1 \gset
+SELECT pg_temp.shipment_at('dispatched', 'T-SKIP') AS s1 \gset
 SELECT is(record_tracking_event('T-SKIP', 'SKIP-3', 'delivered', '2030-01-08 12:00+01'), true,
           'delivered arrives first');
 SELECT is(pg_temp.moves(:s1), '{in_transit,out_for_delivery,delivered}',
@@ -58,7 +44,7 @@ SELECT is((SELECT array_agg((payload->>'applied')::boolean ORDER BY seq) FROM ev
 SELECT is((SELECT count(*) FROM tracking_events WHERE shipment_id = :s1), 3::bigint, 'all three are stored');
 
 -- the later checkpoint wins; equal times: the greater carrier_event_id
-SELECT pg_temp.dispatched('T-ORDER') AS s2 \gset
+SELECT pg_temp.shipment_at('dispatched', 'T-ORDER') AS s2 \gset
 SELECT record_tracking_event('T-ORDER', 'O-2', 'delayed', '2030-01-08 09:00+01') AS _ \gset
 SELECT record_tracking_event('T-ORDER', 'O-1', 'in_transit', '2030-01-07 09:00+01') AS _ \gset
 SELECT is(pg_temp.st(:s2), 'delayed', 'an older in_transit does not undo the delay');
@@ -75,7 +61,7 @@ SELECT is((SELECT t.carrier_event_id FROM shipments s JOIN tracking_events t
             WHERE s.shipment_id = :s2), 'O-5', 'the shipment follows its latest checkpoint');
 
 -- delays and failed attempts restart the window, from the latest of them
-SELECT pg_temp.dispatched('T-LATE') AS s3 \gset
+SELECT pg_temp.shipment_at('dispatched', 'T-LATE') AS s3 \gset
 SELECT array[estimated_delivery_earliest, estimated_delivery_latest] AS w0 FROM shipments
  WHERE shipment_id = :s3 \gset
 SELECT record_tracking_event('T-LATE', 'L-2', 'failed_attempt', '2030-01-10 17:00+01') AS _ \gset
@@ -100,7 +86,7 @@ SELECT is((SELECT array[promised_delivery_earliest, promised_delivery_latest] FR
           'the promise stays as it was');
 
 -- final checkpoints: a final status is never left
-SELECT pg_temp.dispatched('T-LOST') AS s4 \gset
+SELECT pg_temp.shipment_at('dispatched', 'T-LOST') AS s4 \gset
 SELECT record_tracking_event('T-LOST', 'X-1', 'in_transit', '2030-01-07 09:00+01') AS _ \gset
 SELECT record_tracking_event('T-LOST', 'X-3', 'in_transit', '2030-01-12 09:00+01') AS _ \gset
 SELECT record_tracking_event('T-LOST', 'X-2', 'lost', '2030-01-10 09:00+01') AS _ \gset
@@ -111,7 +97,7 @@ SELECT is((SELECT o.status FROM orders o JOIN shipments s USING (order_id) WHERE
           'shipped', 'the order of a lost parcel stays shipped');
 SELECT is((SELECT qty_delivered FROM order_lines l JOIN shipments s USING (order_id) WHERE s.shipment_id = :s4),
           0, 'nothing was delivered');
-SELECT pg_temp.dispatched('T-TWICE') AS s5 \gset
+SELECT pg_temp.shipment_at('dispatched', 'T-TWICE') AS s5 \gset
 SELECT record_tracking_event('T-TWICE', 'D-2', 'delivered', '2030-01-09 09:00+01') AS _ \gset
 SELECT record_tracking_event('T-TWICE', 'D-1', 'delivered', '2030-01-08 17:00+01') AS _ \gset
 SELECT is((SELECT delivered_at FROM shipments WHERE shipment_id = :s5), '2030-01-08 17:00+01'::timestamptz,
@@ -125,7 +111,7 @@ INSERT INTO transitions (entity, from_status, to_status, activity) VALUES
     ('shipment', 'in_transit', 'at_customs', 'at_customs'),
     ('shipment', 'at_customs', 'in_transit', 'cleared_customs');
 SELECT is(is_checkpoint_code('at_customs'), true, 'a new status reachable in transit is a checkpoint code');
-SELECT pg_temp.dispatched('T-CUSTOMS') AS s6 \gset
+SELECT pg_temp.shipment_at('dispatched', 'T-CUSTOMS') AS s6 \gset
 SELECT record_tracking_event('T-CUSTOMS', 'C-1', 'at_customs', '2030-01-08 09:00+01') AS _ \gset
 SELECT is(pg_temp.moves(:s6), '{in_transit,at_customs}', 'and moves the shipment like the seed codes');
 SELECT is(is_checkpoint_code('picking'), false, 'a preparation status is not a code');
