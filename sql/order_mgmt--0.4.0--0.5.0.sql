@@ -708,12 +708,13 @@ SELECT o.order_id, o.external_ref, o.customer_id, o.channel, o.status, o.payment
         SELECT sum(l.qty - l.qty_cancelled - l.qty_shipped)::int AS unshipped
           FROM @extschema@.order_lines l WHERE l.order_id = o.order_id) u ON true
   LEFT JOIN LATERAL (
+        -- OFFSET 0 keeps the condition a gate: the estimate runs only when needed
         SELECT d.delivery_earliest, d.delivery_latest, d.known, d.note
           FROM @extschema@.estimate_order_delivery(o.order_id) d
          WHERE @extschema@.status_class('order', o.status) IN ('pending', 'held', 'open', 'shipping')
            AND u.unshipped > coalesce((SELECT sum(a.qty) FROM @extschema@.allocated_units a
                                         WHERE a.order_id = o.order_id), 0)
-        ) e ON true;
+        OFFSET 0) e ON true;
 
 
 ------------------------------------------------------------------------
