@@ -10,7 +10,8 @@ OBJS = \
 	src/promise.o \
 	src/order_promise.o \
 	src/stock.o \
-	src/credit.o
+	src/credit.o \
+	src/fulfilment.o
 
 EXTENSION = order_mgmt
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" order_mgmt.control)
@@ -19,7 +20,7 @@ PGFILEDESC = "order_mgmt - order management workflow"
 # The current schema, one file per concern, in dependency order; make joins
 # them into the full install script of default_version.  The released
 # scripts (order_mgmt--0.1.0.sql and the upgrades) are frozen files.
-SCHEMA = tables lifecycle events stock payments placement promise privileges
+SCHEMA = tables lifecycle events stock payments placement promise fulfilment privileges
 SCHEMA_SOURCES = $(patsubst %,sql/schema/%.sql,$(SCHEMA))
 OM_INSTALL_SCRIPT = build/order_mgmt--$(EXTVERSION).sql
 DATA_built = $(OM_INSTALL_SCRIPT)
@@ -27,11 +28,11 @@ DATA = $(wildcard sql/order_mgmt--*.sql)
 EXTRA_CLEAN = build
 
 # pg_regress inputs live in sql/ and expected/ (listed explicitly).
-REGRESS = lifecycle place_order set_status events placement promise
+REGRESS = lifecycle place_order set_status events placement promise fulfilment
 REGRESS_OPTS = --load-extension=order_mgmt
 
 # isolation specs live in test/isolation/{specs,expected}
-ISOLATION = notify cache_snapshot
+ISOLATION = notify cache_snapshot release_twice
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=order_mgmt
 
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

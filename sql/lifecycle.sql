@@ -74,7 +74,12 @@ UPDATE order_mgmt.orders SET status = 'cancelled' WHERE order_id = :o1;
 SELECT pg_temp.err(format('UPDATE order_mgmt.orders SET status = %L WHERE order_id = %s',
                           'cancelled', :o1));
 UPDATE order_mgmt.orders SET status = 'partially_shipped' WHERE order_id = :o1;
+-- (0.5.0) a shipping or delivered status must agree with the lines (OM030)
 UPDATE order_mgmt.orders SET status = 'shipped' WHERE order_id = :o1;
+UPDATE order_mgmt.order_lines SET qty_shipped = 2 WHERE order_id = :o1;
+UPDATE order_mgmt.orders SET status = 'shipped' WHERE order_id = :o1;
+UPDATE order_mgmt.orders SET status = 'delivered' WHERE order_id = :o1;
+UPDATE order_mgmt.order_lines SET qty_delivered = 2 WHERE order_id = :o1;
 UPDATE order_mgmt.orders SET status = 'delivered' WHERE order_id = :o1;
 UPDATE order_mgmt.orders SET status = 'completed' WHERE order_id = :o1;
 -- final states are final

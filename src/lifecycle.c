@@ -375,6 +375,9 @@ lifecycle_trigger(PG_FUNCTION_ARGS)
 	ev.order_id = ColumnInt64(oldtup, rel, "order_id");
 	if (strcmp(entity, "order") == 0 && IsClass(entity, to, "cancelled"))
 		OmCheckNothingDispatched(ev.order_id);
+	/* 0.5.0: a shipping- or delivered-class status must agree with the lines */
+	if (strcmp(entity, "order") == 0)
+		OmCheckLinesAgree(ev.order_id, to);
 
 	newtup = SetHeldFrom(newtup, desc, held_att, from, IsClass(entity, to, "held"));
 

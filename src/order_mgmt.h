@@ -23,6 +23,8 @@
 #define ERRCODE_OM_NO_WORKING_DAY		MAKE_SQLSTATE('O','M','0','2','0')
 #define ERRCODE_OM_NO_SERVICE_MEETS		MAKE_SQLSTATE('O','M','0','2','1')
 #define ERRCODE_OM_INCOMPLETE_SETUP		MAKE_SQLSTATE('O','M','0','2','2')
+/* 0.5.0, fulfilment (docs/fulfilment.md): OM030 is raised in C, OM031/OM032 in SQL */
+#define ERRCODE_OM_LINES_DISAGREE		MAKE_SQLSTATE('O','M','0','3','0')
 
 #define OM_SCHEMA "order_mgmt"
 
@@ -111,5 +113,8 @@ extern int64 EmitEvent(const OmEvent *ev);
 /* lifecycle.c: the graphs and what each status means (statuses.class) */
 extern const char *OmStatusClass(const char *entity, const char *status);
 extern void OmCheckNothingDispatched(int64 order_id);
+
+/* fulfilment.c: an order's shipping status agrees with its lines (0.5.0) */
+extern void OmCheckLinesAgree(int64 order_id, const char *to);
 
 #endif							/* ORDER_MGMT_H */

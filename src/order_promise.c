@@ -11,7 +11,10 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
 #include "utils/rel.h"
 
 #include "promise.h"
@@ -37,6 +40,19 @@ typedef struct OrderEstimate
 	const char *note;			/* why it is unknown */
 } OrderEstimate;
 
+/* The lines of an order as rows of order_lines (from SPI or from an array). */
+typedef struct OrderLines
+{
+	HeapTuple  *tups;
+	int			n;
+	TupleDesc	desc;
+} OrderLines;
+
+static void LinesOfArray(ArrayType *arr, OrderLines *lines);
+static void RequireColumns(HeapTuple tup, TupleDesc desc, const char *arg,
+						   const char *const *cols, int n);
+static Datum EstimateResult(FunctionCallInfo fcinfo, const OrderEstimate *r);
+
 /* Run a kept plan taking one bigint (inside SPI). */
 static void
 RunById(SPIPlanPtr *slot, const char *sql, int64 id)
@@ -46,6 +62,31 @@ RunById(SPIPlanPtr *slot, const char *sql, int64 id)
 
 	if (SPI_execute_plan(OmKeepPlan(slot, sql, 1, argtypes), &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not run \"%s\"", sql);
+}
+
+/* Text, binary value and null test of a named column of a tuple. */
+static int
+Att(TupleDesc desc, const char *col)
+{
+	int			att = SPI_fnumber(desc, col);
+
+	if (att <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" does not exist", col)));
+	return att;
+}
+
+static char *
+ColText(HeapTuple tup, TupleDesc desc, const char *col)
+{
+	return SPI_getvalue(tup, desc, Att(desc, col));
+}
+
+static Datum
+ColBin(HeapTuple tup, TupleDesc desc, const char *col, bool *isnull)
+{
+	return SPI_getbinval(tup, desc, Att(desc, col), isnull);
 }
 
 static bool
@@ -72,42 +113,52 @@ LineProblem(const char *line_no, const char *wid, OmWarehouse *w, bool waiting, 
 }
 
 /*
- * Where and when each open line starts: its warehouse (the order's when the
- * line names none) and placed_at, or its ready_at when later.  False (and
- * the reason in r) when a line cannot be estimated.
+ * Where and when one line starts: its warehouse (the order's when the line
+ * names none) and placed_at, or its ready_at when later.  False when the
+ * line is cancelled in full (*st untouched) or cannot start (the reason in
+ * r, and r->known false).
  */
 static bool
-LineStarts(OmRefData *ref, const OrderInfo *o, OmStart **starts, int *n, OrderEstimate *r)
+LineStart(OmRefData *ref, const OrderInfo *o, HeapTuple tup, TupleDesc desc, OmStart *st,
+		  OrderEstimate *r)
 {
-	static SPIPlanPtr plan = NULL;
-	SPITupleTable *tab;
+	bool		isnull,
+				ready_null;
+	char	   *wid;
+	Datum		ready;
+	bool		waiting;
+	const char *problem;
 
-	RunById(&plan, "SELECT line_no, warehouse_id, ready_at, qty_backordered FROM "
-			OM_SCHEMA ".order_lines WHERE order_id OPERATOR(pg_catalog.=) $1"
-			" AND qty OPERATOR(pg_catalog.>) qty_cancelled ORDER BY line_no", o->order_id);
-	tab = SPI_tuptable;
-	*starts = palloc(sizeof(OmStart) * (SPI_processed + 1));
-	*n = (int) SPI_processed;
-	for (uint64 i = 0; i < SPI_processed; i++)
+	if (DatumGetInt32(ColBin(tup, desc, "qty", &isnull)) <=
+		DatumGetInt32(ColBin(tup, desc, "qty_cancelled", &isnull)))
+		return false;
+	wid = ColText(tup, desc, "warehouse_id");
+	wid = wid ? wid : o->warehouse_id;
+	ready = ColBin(tup, desc, "ready_at", &ready_null);
+	waiting = DatumGetInt32(ColBin(tup, desc, "qty_backordered", &isnull)) > 0;
+	st->w = wid ? OmFindWarehouse(ref, wid) : NULL;
+	problem = LineProblem(ColText(tup, desc, "line_no"), wid, st->w, waiting, ready_null);
+	if (problem)
+		return Unknown(r, problem);
+	st->start = o->placed_at;
+	if (!ready_null && DatumGetTimestampTz(ready) > st->start)
+		st->start = DatumGetTimestampTz(ready);
+	return true;
+}
+
+/* The starts of the open lines (ordered by line_no); false when one cannot. */
+static bool
+LineStarts(OmRefData *ref, const OrderInfo *o, const OrderLines *lines, OmStart **starts,
+		   int *n, OrderEstimate *r)
+{
+	*starts = palloc(sizeof(OmStart) * (lines->n + 1));
+	*n = 0;
+	for (int i = 0; i < lines->n; i++)
 	{
-		HeapTuple	tup = tab->vals[i];
-		bool		isnull,
-					ready_null;
-		char	   *wid = SPI_getvalue(tup, tab->tupdesc, 2);
-		Datum		ready = SPI_getbinval(tup, tab->tupdesc, 3, &ready_null);
-		bool		waiting = DatumGetInt32(SPI_getbinval(tup, tab->tupdesc, 4, &isnull)) > 0;
-		OmStart    *st = &(*starts)[i];
-		const char *problem;
-
-		wid = wid ? wid : o->warehouse_id;
-		st->w = wid ? OmFindWarehouse(ref, wid) : NULL;
-		problem = LineProblem(SPI_getvalue(tup, tab->tupdesc, 1), wid, st->w, waiting,
-							  ready_null);
-		if (problem)
-			return Unknown(r, problem);
-		st->start = o->placed_at;
-		if (!ready_null && DatumGetTimestampTz(ready) > st->start)
-			st->start = DatumGetTimestampTz(ready);
+		if (LineStart(ref, o, lines->tups[i], lines->desc, &(*starts)[*n], r))
+			(*n)++;
+		else if (!r->known)
+			return false;
 	}
 	return true;
 }
@@ -125,9 +176,9 @@ OrderStart(OmRefData *ref, const OrderInfo *o, OmStart *st, OrderEstimate *r)
 	return true;
 }
 
-/* The current estimate of an order (inside SPI). */
+/* The current estimate of an order from its lines. */
 static void
-EstimateOrder(const OrderInfo *o, OrderEstimate *r)
+EstimateOrder(const OrderInfo *o, const OrderLines *lines, OrderEstimate *r)
 {
 	OmRefData  *ref = OmRefDataGet();
 	OmStart    *starts;
@@ -137,7 +188,7 @@ EstimateOrder(const OrderInfo *o, OrderEstimate *r)
 
 	memset(r, 0, sizeof(*r));
 	r->known = true;
-	if (!LineStarts(ref, o, &starts, &n, r))
+	if (!LineStarts(ref, o, lines, &starts, &n, r))
 		return;
 	if (n == 0)
 	{
@@ -164,31 +215,6 @@ EstimateOrder(const OrderInfo *o, OrderEstimate *r)
 		return;
 	}
 	r->service_id = OM_ID(s);
-}
-
-/* Text, binary value and null test of a named column of a tuple. */
-static int
-Att(TupleDesc desc, const char *col)
-{
-	int			att = SPI_fnumber(desc, col);
-
-	if (att <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" does not exist", col)));
-	return att;
-}
-
-static char *
-ColText(HeapTuple tup, TupleDesc desc, const char *col)
-{
-	return SPI_getvalue(tup, desc, Att(desc, col));
-}
-
-static Datum
-ColBin(HeapTuple tup, TupleDesc desc, const char *col, bool *isnull)
-{
-	return SPI_getbinval(tup, desc, Att(desc, col), isnull);
 }
 
 static void
@@ -223,6 +249,20 @@ FetchOrder(int64 order_id, OrderInfo *o)
 	ReadOrder(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, o);
 }
 
+/* Read the lines of an order as the owner (inside SPI). */
+static void
+FetchLines(int64 order_id, OrderLines *lines)
+{
+	static SPIPlanPtr plan = NULL;
+
+	RunById(&plan, "SELECT line_no, warehouse_id, ready_at, qty_backordered, qty, qty_cancelled"
+			" FROM " OM_SCHEMA ".order_lines WHERE order_id OPERATOR(pg_catalog.=) $1"
+			" ORDER BY line_no", order_id);
+	lines->tups = SPI_tuptable->vals;
+	lines->n = (int) SPI_processed;
+	lines->desc = SPI_tuptable->tupdesc;
+}
+
 static void
 ConnectAsOwner(OmSavedUser *saved)
 {
@@ -248,26 +288,120 @@ estimate_order_delivery(PG_FUNCTION_ARGS)
 	static const char *const names[] = {"order_id"};
 	OmSavedUser saved;
 	OrderInfo	o;
+	OrderLines	lines;
 	OrderEstimate r;
-	Datum		extra[3];
-	bool		extra_nulls[3];
 
 	MemoryContext caller = CurrentMemoryContext;
 
 	OmRequireArgs(fcinfo, names, 1);
 	ConnectAsOwner(&saved);
 	FetchOrder(PG_GETARG_INT64(0), &o);
-	EstimateOrder(&o, &r);
+	FetchLines(o.order_id, &lines);
+	EstimateOrder(&o, &lines, &r);
 	if (r.note)
 		r.note = MemoryContextStrdup(caller, r.note);	/* SPI's memory goes next */
 	Disconnect(&saved);
-	extra[0] = BoolGetDatum(r.known);
-	extra[1] = r.known ? CStringGetTextDatum(r.service_id) : (Datum) 0;
-	extra[2] = r.known ? (Datum) 0 : CStringGetTextDatum(r.note);
+	return EstimateResult(fcinfo, &r);
+}
+
+/*
+ * estimate_order_window(o orders, lines order_lines[]) -> the same record
+ * as estimate_order_delivery, from rows the caller passes: it reads no order
+ * (only reference data), so views can show estimates to roles that may not
+ * read orders as the owner (order_mgmt_reader).  lines: the order's lines,
+ * ordered by line_no.
+ */
+PG_FUNCTION_INFO_V1(estimate_order_window);
+Datum
+estimate_order_window(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"o", "lines"};
+	/* what the orders table guarantees, a row built by the caller may lack */
+	static const char *const order_required[] = {"order_id", "ship_to_country", "placed_at"};
+	HeapTupleHeader th;
+	HeapTupleData order;
+	TupleDesc	odesc;
+	OrderInfo	o;
+	OrderLines	lines;
+	OrderEstimate r;
+
+	OmRequireArgs(fcinfo, names, 2);
+	th = PG_GETARG_HEAPTUPLEHEADER(0);
+	odesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(th), HeapTupleHeaderGetTypMod(th));
+	order.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&order.t_self);
+	order.t_tableOid = InvalidOid;
+	order.t_data = th;
+	RequireColumns(&order, odesc, "o", order_required, lengthof(order_required));
+	ReadOrder(&order, odesc, &o);
+	ReleaseTupleDesc(odesc);
+	LinesOfArray(PG_GETARG_ARRAYTYPE_P(1), &lines);
+	EstimateOrder(&o, &lines, &r);
+	ReleaseTupleDesc(lines.desc);
+	return EstimateResult(fcinfo, &r);
+}
+
+/* 22004 unless the named columns of a row passed as argument arg are set. */
+static void
+RequireColumns(HeapTuple tup, TupleDesc desc, const char *arg, const char *const *cols, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (heap_attisnull(tup, Att(desc, cols[i]), desc))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s.%s must not be null", arg, cols[i])));
+}
+
+/* The rows of an order_lines[] (null elements are refused). */
+static void
+LinesOfArray(ArrayType *arr, OrderLines *lines)
+{
+	static const char *const line_required[] = {"line_no", "qty", "qty_cancelled",
+	"qty_backordered"};
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
+	lines->tups = palloc(sizeof(HeapTuple) * (n + 1));
+	lines->n = n;
+	lines->desc = lookup_rowtype_tupdesc(ARR_ELEMTYPE(arr), -1);
+	for (int i = 0; i < n; i++)
+	{
+		HeapTupleHeader th;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("lines must not contain nulls")));
+		th = DatumGetHeapTupleHeader(elems[i]);
+		lines->tups[i] = palloc0(sizeof(HeapTupleData));
+		lines->tups[i]->t_len = HeapTupleHeaderGetDatumLength(th);
+		ItemPointerSetInvalid(&lines->tups[i]->t_self);
+		lines->tups[i]->t_data = th;
+		RequireColumns(lines->tups[i], lines->desc, "lines[]", line_required,
+					   lengthof(line_required));
+	}
+}
+
+/* The record of estimate_order_delivery and estimate_order_window. */
+static Datum
+EstimateResult(FunctionCallInfo fcinfo, const OrderEstimate *r)
+{
+	Datum		extra[3];
+	bool		extra_nulls[3];
+
+	extra[0] = BoolGetDatum(r->known);
+	extra[1] = r->known ? CStringGetTextDatum(r->service_id) : (Datum) 0;
+	extra[2] = r->known ? (Datum) 0 : CStringGetTextDatum(r->note);
 	extra_nulls[0] = false;
-	extra_nulls[1] = !r.known;
-	extra_nulls[2] = r.known;
-	return OmEstimateDatum(fcinfo, &r.e, 7, extra, extra_nulls, r.known);
+	extra_nulls[1] = !r->known;
+	extra_nulls[2] = r->known;
+	return OmEstimateDatum(fcinfo, &r->e, 7, extra, extra_nulls, r->known);
 }
 
 static void
@@ -340,6 +474,7 @@ promise_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	newtup;
 	int			atts[4];
 	OrderInfo	o;
+	OrderLines	lines;
 	OrderEstimate r;
 	OmSavedUser saved;
 
@@ -350,7 +485,8 @@ promise_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(newtup); /* a promise is kept as given */
 	ReadOrder(newtup, desc, &o);
 	ConnectAsOwner(&saved);
-	EstimateOrder(&o, &r);
+	FetchLines(o.order_id, &lines);
+	EstimateOrder(&o, &lines, &r);
 	Disconnect(&saved);
 	if (!r.known)
 		return PointerGetDatum(newtup);

@@ -36,14 +36,30 @@ OrderDay(TimestampTz ts, const OmWarehouse *w)
 	return local <= w->cutoff ? day : day + 1;	/* the cut-off itself is today */
 }
 
+/*
+ * Transit from the ship dates already in e: transit min/max business days
+ * on the service's (or lane's) terms, rolled onto a delivery day.
+ */
+static void
+Transit(OmRefData *ref, const OmWarehouse *w, const OmService *s, const char *dest,
+		OmEstimate *e)
+{
+	OmLane	   *lane = OmFindLane(ref, s, w, dest);
+	int			tmin = lane ? lane->transit_min : s->transit_min;
+	int			tmax = lane ? lane->transit_max : s->transit_max;
+
+	e->delivery_earliest = OmRollForward(s->delivery_cal,
+										 OmAddBusinessDays(s->transit_cal, e->ship_earliest, tmin));
+	e->delivery_latest = OmRollForward(s->delivery_cal,
+									   OmAddBusinessDays(s->transit_cal, e->ship_latest, tmax));
+	e->cost = (lane && lane->has_cost) ? lane->cost : s->cost;
+}
+
 /* The rules of SPEC.md section 5 for one warehouse, service and start. */
 static void
 EstimateCore(OmRefData *ref, const OmWarehouse *w, const OmService *s, const char *dest,
 			 TimestampTz start, OmEstimate *e)
 {
-	OmLane	   *lane = OmFindLane(ref, s, w, dest);
-	int			tmin = lane ? lane->transit_min : s->transit_min;
-	int			tmax = lane ? lane->transit_max : s->transit_max;
 	DateADT		day = OmRollForward(w->cal, OrderDay(start, w));
 
 	e->ship_earliest = OmAddBusinessDays(w->cal, day, s->handling_min);
@@ -53,11 +69,31 @@ EstimateCore(OmRefData *ref, const OmWarehouse *w, const OmService *s, const cha
 		e->ship_earliest = OmRollForward(s->pickup_cal, e->ship_earliest);
 		e->ship_latest = OmRollForward(s->pickup_cal, e->ship_latest);
 	}
-	e->delivery_earliest = OmRollForward(s->delivery_cal,
-										 OmAddBusinessDays(s->transit_cal, e->ship_earliest, tmin));
-	e->delivery_latest = OmRollForward(s->delivery_cal,
-									   OmAddBusinessDays(s->transit_cal, e->ship_latest, tmax));
-	e->cost = (lane && lane->has_cost) ? lane->cost : s->cost;
+	Transit(ref, w, s, dest, e);
+}
+
+/*
+ * A parcel already handed to the carrier (dispatch, or a delay or failed
+ * attempt on the way): its transit starts again on the local date of
+ * restart (the warehouse's zone, no cut-off, no handling), SPEC.md section
+ * 5's transit and delivery-day rules unchanged.  0.5.0.
+ */
+void
+OmEstimateTransit(OmRefData *ref, const OmWarehouse *w, const OmService *s, const char *dest,
+				  TimestampTz restart, OmEstimate *e)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tzoff;
+
+	if (TIMESTAMP_NOT_FINITE(restart) ||
+		timestamp2tm(restart, &tzoff, &tm, &fsec, NULL, w->tz) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("restart time out of range for a delivery estimate")));
+	e->ship_earliest = e->ship_latest =
+		date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE;
+	Transit(ref, w, s, dest, e);
 }
 
 /*
@@ -250,6 +286,55 @@ estimate_delivery(PG_FUNCTION_ARGS)
 	s = OmServiceArg(ref, PG_GETARG_TEXT_PP(1));
 	OmEstimateStarts(ref, s, &st, 1, DestinationArgs(ref, fcinfo, 2), &e);
 	return OmEstimateDatum(fcinfo, &e, 4, NULL, NULL, true);
+}
+
+/*
+ * estimate_transit(warehouse_id, service_id, country, postal_code,
+ * restart_at) -> (delivery_earliest, delivery_latest, known, note): the
+ * delivery window of a parcel whose transit (re)starts at restart_at
+ * (OmEstimateTransit).  Like estimate_order_delivery it does not guess: an
+ * unknown warehouse or service, or a warehouse without a usable zone or
+ * calendar, gives known = false and the reason in note.  0.5.0.
+ */
+PG_FUNCTION_INFO_V1(estimate_transit);
+Datum
+estimate_transit(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"warehouse_id", "service_id", "country", NULL,
+	"restart_at"};
+	OmRefData  *ref;
+	OmWarehouse *w;
+	OmService  *s;
+	OmEstimate	e = {0};
+	const char *note = NULL;
+	Datum		values[4];
+	bool		nulls[4] = {0};
+	char	   *wid,
+			   *sid;
+	const char *dest;
+
+	OmRequireArgs(fcinfo, names, 5);
+	ref = OmRefDataGet();
+	dest = DestinationArgs(ref, fcinfo, 2);
+	wid = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	sid = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	w = OmFindWarehouse(ref, wid);
+	s = OmFindService(ref, sid);
+	if (w == NULL)
+		note = psprintf("warehouse \"%s\" does not exist", wid);
+	else if (OmWarehouseProblem(w))
+		note = OmWarehouseProblem(w);
+	else if (s == NULL)
+		note = psprintf("service \"%s\" does not exist", sid);
+	else
+		OmEstimateTransit(ref, w, s, dest, PG_GETARG_TIMESTAMPTZ(4), &e);
+	values[0] = DateADTGetDatum(e.delivery_earliest);
+	values[1] = DateADTGetDatum(e.delivery_latest);
+	values[2] = BoolGetDatum(note == NULL);
+	values[3] = note ? CStringGetTextDatum(note) : (Datum) 0;
+	nulls[0] = nulls[1] = note != NULL;
+	nulls[3] = note == NULL;
+	return HeapTupleGetDatum(heap_form_tuple(ResultDesc(fcinfo), values, nulls));
 }
 
 /*

@@ -129,6 +129,8 @@ extern OmService *OmBestService(OmRefData *ref, const OmStart *starts, int n, co
 extern OmService *OmDefaultService(OmRefData *ref, const OmStart *starts, int n,
 								   const char *dest, bool has_deadline, DateADT deadline,
 								   OmEstimate *best);
+extern void OmEstimateTransit(OmRefData *ref, const OmWarehouse *w, const OmService *s,
+							  const char *dest, TimestampTz restart, OmEstimate *e);
 extern OmStrategy OmStrategyArg(text *t);
 extern Datum OmEstimateDatum(FunctionCallInfo fcinfo, const OmEstimate *e, int natts,
 							 Datum *extra, bool *extra_nulls, bool known);

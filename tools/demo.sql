@@ -1,7 +1,7 @@
 -- The order workflow end to end, as applications drive it: placement with
 -- credit, payment and stock checks, a backorder, the delivery promise,
--- preparation and dispatch, tracking, a return; then the event log, the
--- current estimates and KPIs.
+-- preparation and dispatch, tracking (all through the API), a return; then
+-- the event log, where each order is, the current estimates and KPIs.
 \set ON_ERROR_STOP 1
 \pset footer off
 SET client_min_messages = warning;
@@ -82,34 +82,33 @@ SELECT o.order_id AS "order", e.ship_earliest, e.ship_latest, e.delivery_earlies
   FROM order_mgmt.orders o, order_mgmt.estimate_order_delivery(o.order_id) e ORDER BY 1;
 \o /dev/null
 
-\echo '== preparation and dispatch: pick, pack, choose the carrier service, label, ship, track'
-SET order_mgmt.automated = on;
-SELECT order_mgmt.set_status('order', :acme, 'processing');
-INSERT INTO order_mgmt.shipments (order_id, warehouse_id) VALUES (:acme, 'BER') RETURNING shipment_id AS ship \gset
-SELECT order_mgmt.set_status('shipment', :ship, 'picking');
-UPDATE order_mgmt.shipments SET status = 'packed', weight_g = 2200, length_mm = 400, width_mm = 300,
-       height_mm = 200 WHERE shipment_id = :ship;
+\echo '== preparation and dispatch: release, pick, pack, choose the carrier service, label, ship'
+SET order_mgmt.actor = 'wms';
+SELECT order_mgmt.release_to_warehouse(:acme);
+SELECT shipment_id AS ship FROM order_mgmt.shipments WHERE order_id = :acme \gset
+SELECT order_mgmt.start_picking(:ship);
+SELECT order_mgmt.pack_shipment(:ship, weight_g => 2200, length_mm => 400, width_mm => 300, height_mm => 200);
 \o
 SELECT order_mgmt.choose_service(:ship, 'cheapest') AS "cheapest service meeting the promise";
 \o /dev/null
-UPDATE order_mgmt.shipments SET status = 'labelled', carrier = 'DHL',
-       service_id = order_mgmt.choose_service(:ship, 'cheapest'), tracking_number = 'JD0001'
- WHERE shipment_id = :ship;
-UPDATE order_mgmt.shipments SET status = 'dispatched', dispatched_at = now() WHERE shipment_id = :ship;
--- what dispatch does to stock (dispatch_shipment is a later issue): the reserved units leave
-SELECT order_mgmt.stock_move(l.warehouse_id, l.sku, 'ship', -l.qty_reserved, -l.qty_reserved,
-                             l.order_id, l.line_no, 'shipment ' || :ship)
-  FROM order_mgmt.order_lines l WHERE l.order_id = :acme;
-UPDATE order_mgmt.order_lines SET qty_shipped = qty_reserved, qty_reserved = 0 WHERE order_id = :acme;
-SELECT order_mgmt.set_status('order', :acme, 'shipped');
+SELECT order_mgmt.label_shipment(:ship, 'DHL', order_mgmt.choose_service(:ship, 'cheapest'), 'JD0001');
+SELECT order_mgmt.dispatch_shipment(:ship);   -- the reserved units leave stock; the order is shipped
+SELECT order_mgmt.release_to_warehouse(:jane);   -- Jane's backorder was filled: her parcel is being prepared
+
+\echo '== tracking: carrier checkpoints (one arrives late and out of order, one twice)'
 SET order_mgmt.actor = 'carrier:DHL';
-SELECT order_mgmt.set_status('shipment', :ship, 'in_transit');
-SELECT order_mgmt.set_status('shipment', :ship, 'out_for_delivery');
-SELECT order_mgmt.set_status('shipment', :ship, 'delivered');
-UPDATE order_mgmt.shipments SET delivered_at = now() WHERE shipment_id = :ship;
-UPDATE order_mgmt.order_lines SET qty_delivered = qty_shipped WHERE order_id = :acme;
-SELECT order_mgmt.set_status('order', :acme, 'delivered');
-RESET order_mgmt.automated;
+SELECT now() + interval '3 hours' AS t1, now() + interval '20 hours' AS t2, now() + interval '23 hours' AS t3 \gset
+SELECT order_mgmt.record_tracking_event('JD0001', 'DHL-77-2', 'out_for_delivery', :'t2', 'Berlin-Mitte');
+SELECT order_mgmt.record_tracking_event('JD0001', 'DHL-77-1', 'in_transit', :'t1', 'Leipzig hub');
+SELECT order_mgmt.record_tracking_event('JD0001', 'DHL-77-1', 'in_transit', :'t1', 'Leipzig hub');
+\o
+SELECT order_id AS "order", status FROM order_mgmt.orders WHERE order_id = :acme;
+\o /dev/null
+SELECT order_mgmt.record_tracking_event('JD0001', 'DHL-77-3', 'delivered', :'t3', 'front door');
+\o
+SELECT code, occurred_at, location FROM order_mgmt.tracking_events ORDER BY occurred_at;
+SELECT sku, on_hand, reserved FROM order_mgmt.stock ORDER BY sku;
+\o /dev/null
 
 \echo '== the rules hold for every client: illegal moves are refused'
 \o
@@ -130,6 +129,14 @@ SELECT order_mgmt.set_status('return', :ret, 'received');
 SELECT seq, order_id AS "order", event_type, from_status AS "from", to_status AS "to",
        actor, automated AS auto, reason
   FROM order_mgmt.events ORDER BY seq;
+
+\echo '== where is my order (order_overview, readable by order_mgmt_reader)'
+SELECT order_id AS "order", status, payment_status, promised_delivery_latest AS "promised by",
+       current_delivery_latest AS "expected by",
+       (SELECT string_agg(concat_ws(' ', x->>'status', x->>'carrier', x->>'tracking_number',
+                                    x->'latest_checkpoint'->>'code'), '; ')
+          FROM jsonb_array_elements(shipments) x) AS shipments
+  FROM order_mgmt.order_overview ORDER BY 1;
 
 \echo '== KPIs'
 SELECT count(*) AS orders,

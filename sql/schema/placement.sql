@@ -522,6 +522,12 @@ BEGIN
        SET released_at = now(), released_by = @extschema@.current_actor(),
            release_reason = v_reason
      WHERE x.order_id = NEW.order_id AND x.released_at IS NULL;
+    -- 0.5.0: shipments still being prepared are cancelled with the order
+    -- (their units were reservations, released above); the lifecycle
+    -- trigger writes their events with the order's reason
+    UPDATE @extschema@.shipments x SET status = 'cancelled'
+     WHERE x.order_id = NEW.order_id
+       AND @extschema@.status_class('shipment', x.status) = 'preparing';
     PERFORM @extschema@.serve_freed(v_freed);
     RETURN NULL;
 END;
@@ -563,6 +569,7 @@ DECLARE
     o       @extschema@.orders;
     l       @extschema@.order_lines;
     v_open  int;
+    v_alloc int;
     v_left  int;
     v_bo    int;
     v_short int;
@@ -584,12 +591,16 @@ BEGIN
             USING ERRCODE = 'OM004';
     END IF;
     PERFORM @extschema@.check_not_dispatched(o.order_id);
-    v_open := l.qty - l.qty_shipped - l.qty_cancelled;
+    -- 0.5.0: units in a shipment being prepared are not open to cancel
+    v_alloc := coalesce((SELECT a.qty FROM @extschema@.allocated_units a
+                          WHERE a.order_id = o.order_id AND a.line_no = l.line_no), 0);
+    v_open := l.qty - l.qty_shipped - l.qty_cancelled - v_alloc;
     IF qty > v_open THEN
         RAISE EXCEPTION 'cannot cancel % of line % of order %', qty, l.line_no, o.order_id
             USING ERRCODE = 'OM016',
-                  DETAIL = format('Only %s unit(s) of the line are open (qty %s, shipped %s, cancelled %s).',
-                                  v_open, l.qty, l.qty_shipped, l.qty_cancelled);
+                  DETAIL = format('Only %s unit(s) of the line are open (qty %s, shipped %s, cancelled %s, in shipments being prepared %s).',
+                                  v_open, l.qty, l.qty_shipped, l.qty_cancelled, v_alloc),
+                  HINT = 'Units in a shipment being prepared are freed by cancelling the shipment (order_mgmt.cancel_shipment).';
     END IF;
     -- cancel waiting units first, then units never allocated, then reserved units
     v_left := qty;

@@ -34,6 +34,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_holds', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_holds_hold_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments_payment_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events_tracking_event_id_seq', '');
 
 ------------------------------------------------------------------------
 -- Roles (cluster-wide; they stay when the extension is dropped)
@@ -76,12 +78,24 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.estimate_delivery(text, text, text, text, timestamptz, timestamptz),
     @extschema@.best_service(text, text, text, timestamptz, timestamptz, date, text),
     @extschema@.estimate_order_delivery(bigint),
-    @extschema@.choose_service(bigint, text, timestamptz)
+    @extschema@.choose_service(bigint, text, timestamptz),
+    @extschema@.estimate_transit(text, text, text, text, timestamptz),
+    @extschema@.release_to_warehouse(bigint),
+    @extschema@.start_picking(bigint),
+    @extschema@.pack_shipment(bigint, int, int, int, int, int),
+    @extschema@.label_shipment(bigint, text, text, text, text),
+    @extschema@.dispatch_shipment(bigint),
+    @extschema@.cancel_shipment(bigint, text),
+    @extschema@.record_tracking_event(text, text, text, timestamptz, text)
 TO order_mgmt_operator;
 -- views call their functions with the reader's rights
-GRANT EXECUTE ON FUNCTION @extschema@.at_risk_orders() TO order_mgmt_reader, order_mgmt_operator;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.estimate_order_window(@extschema@.orders, @extschema@.order_lines[])
+    TO order_mgmt_reader, order_mgmt_operator;
 -- Trigger conditions and trigger functions run as the role that writes the
 -- row; these two only read the class of a status and the claimed actor.
 GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.current_actor()
     TO PUBLIC;
 GRANT SELECT ON @extschema@.orders_at_risk TO order_mgmt_reader;
+-- where is my order (0.5.0); it calls estimate_order_window and status_class
+GRANT SELECT ON @extschema@.order_overview TO order_mgmt_reader;

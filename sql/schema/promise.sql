@@ -82,31 +82,32 @@ CREATE FUNCTION @extschema@.choose_service(
 RETURNS text
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'choose_service';
 
--- The at-risk list for readers of the view: a SECURITY DEFINER set (not a
--- function readers could call for any one order) so order_mgmt_reader
--- needs no right on orders or on estimate_order_delivery.
-CREATE FUNCTION @extschema@.at_risk_orders(
-    OUT order_id bigint, OUT status text, OUT promised_delivery_latest date,
-    OUT estimated_delivery_latest date, OUT days_late int, OUT risk text)
-RETURNS SETOF record
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
+-- The estimate of an order from rows the caller passes (its lines ordered
+-- by line_no): it reads no order, only reference data, so views can show
+-- estimates to order_mgmt_reader, who may not call estimate_order_delivery
+-- (that reads any order as the owner).  Same record and rules.
+CREATE FUNCTION @extschema@.estimate_order_window(
+    o @extschema@.orders, lines @extschema@.order_lines[],
+    OUT ship_earliest date, OUT ship_latest date,
+    OUT delivery_earliest date, OUT delivery_latest date,
+    OUT known boolean, OUT service_id text, OUT note text)
+RETURNS record
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'estimate_order_window';
+
+CREATE VIEW @extschema@.orders_at_risk AS
 SELECT o.order_id, o.status, o.promised_delivery_latest,
        e.delivery_latest AS estimated_delivery_latest,
        e.delivery_latest - o.promised_delivery_latest AS days_late,
        CASE WHEN NOT e.known THEN 'unknown: ' || e.note
             ELSE 'late' END AS risk
   FROM @extschema@.orders o
- CROSS JOIN LATERAL @extschema@.estimate_order_delivery(o.order_id) e
+ CROSS JOIN LATERAL @extschema@.estimate_order_window(o,
+       ARRAY(SELECT l FROM @extschema@.order_lines l
+              WHERE l.order_id = o.order_id ORDER BY l.line_no)) e
  WHERE @extschema@.status_class('order', o.status) IN ('pending', 'open', 'held')
    AND o.promised_delivery_latest IS NOT NULL
-   AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest)
-$$;
-
-CREATE VIEW @extschema@.orders_at_risk AS
-SELECT order_id, status, promised_delivery_latest, estimated_delivery_latest, days_late, risk
-  FROM @extschema@.at_risk_orders();
+   AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest);
 
 CREATE FUNCTION @extschema@.line_ready_trigger() RETURNS trigger
 LANGUAGE plpgsql

@@ -232,6 +232,8 @@ CREATE TABLE @extschema@.shipments (
     created_at                  timestamptz NOT NULL DEFAULT now(),
     dispatched_at               timestamptz,
     delivered_at                timestamptz,
+    -- 0.5.0: the carrier checkpoint (tracking_events) the status follows
+    last_checkpoint_id          bigint,
     PRIMARY KEY (order_id, shipment_id)
 );
 ALTER SEQUENCE @extschema@.shipments_shipment_id_seq OWNED BY @extschema@.shipments.shipment_id;

@@ -16,6 +16,7 @@ import os
 import random
 import re
 import subprocess
+import time
 
 import psycopg2
 
@@ -41,6 +42,16 @@ def connect(dbname=DB, user=None):
     c = psycopg2.connect(dbname=dbname, user=user)
     c.autocommit = True
     return c
+
+
+def connect_when_up(user=None):
+    """Connect, waiting up to a minute for a server in crash recovery."""
+    for _ in range(120):
+        try:
+            return connect(user=user)
+        except psycopg2.OperationalError:
+            time.sleep(0.5)
+    return connect(user=user)
 
 
 def documented_codes():
@@ -81,9 +92,11 @@ def setup():
         SELECT order_mgmt.place_order(c, format('[{"sku": "%s", "qty": %s}]', s, q)::jsonb,
                                       '{"country": "DE", "postal_code": "10115"}')
           FROM (VALUES ('C-CREDIT', 'A-1', 2), ('C-CREDIT', 'B-2', 9), ('C-PREPAID', 'A-1', 1),
-                       ('C-PREPAID', 'B-2', 1), ('C-CREDIT', 'A-1', 1)) v(c, s, q);
-        SELECT order_mgmt.confirm_order(order_id) FROM order_mgmt.orders WHERE order_id % 2 = 1;
+                       ('C-PREPAID', 'B-2', 1), ('C-CREDIT', 'A-1', 1), ('C-CREDIT', 'A-1', 3),
+                       ('C-CREDIT', 'B-2', 1), ('C-CREDIT', 'A-1', 1), ('C-CREDIT', 'A-1', 2)) v(c, s, q);
+        SELECT order_mgmt.confirm_order(order_id) FROM order_mgmt.orders WHERE order_id <> 4;
         SELECT order_mgmt.authorize_payment(3, 9.90, 'PSP-FIX-1');
+        SELECT order_mgmt.release_to_warehouse(order_id) FROM order_mgmt.orders WHERE order_id IN (6, 8, 9);
         CREATE FUNCTION public.fuzz_digest() RETURNS text LANGUAGE plpgsql AS $$
         DECLARE
             t name;
@@ -129,6 +142,25 @@ TIMES = ["14:00", "00:00", "24:00"]
 WRONG = ["'x'::text", "1::integer", "1.5::numeric", "'{}'::jsonb", "true", "now()", "'1 day'::interval"]
 
 
+COLUMNS = {}  # table of the extension -> (its columns, the NOT NULL ones)
+
+
+def row_value(table):
+    """A row of table: a stored one, with columns removed (null; NOT NULL
+    ones above all) or overwritten with random values, as a caller may
+    build it."""
+    row = "(SELECT to_jsonb(x) FROM order_mgmt.%s x ORDER BY x::text LIMIT 1 OFFSET %d)" % (
+        table, rng.randint(0, 9))
+    names, not_null = COLUMNS[table]
+    for col in rng.sample(names, rng.randint(0, 2)) + rng.sample(not_null, rng.randint(0, 2)):
+        if col in not_null or rng.random() < 0.5:
+            row = "(%s - %s)" % (row, pg_literal(col))
+        else:
+            scalar = rng.choice([rng.choice(TEXTS[:-3]), str(rng.choice(INTS)), rng.choice(DATES)])
+            row = "(%s || jsonb_build_object(%s, %s::text))" % (row, pg_literal(col), pg_literal(scalar))
+    return "jsonb_populate_record(NULL::order_mgmt.%s, %s)" % (table, row)
+
+
 def value(typ):
     """A random SQL literal of type typ (as text), or a NULL, or a wrong type."""
     r = rng.random()
@@ -136,6 +168,12 @@ def value(typ):
         return "NULL::" + typ
     if r < 0.13:
         return rng.choice(WRONG)
+    if typ.startswith("order_mgmt.") and typ.endswith("[]"):
+        table = typ[len("order_mgmt."):-2]
+        elems = [row_value(table) if rng.random() < 0.9 else "NULL" for _ in range(rng.randint(0, 3))]
+        return "ARRAY[%s]::%s" % (", ".join(elems), typ)
+    if typ.startswith("order_mgmt."):
+        return row_value(typ[len("order_mgmt."):])
     if typ == "text":
         return pg_literal(rng.choice(TEXTS)) + "::text"
     if typ in ("integer", "bigint", "smallint"):
@@ -183,54 +221,107 @@ def digest(cur):
     return cur.fetchone()[0]
 
 
+class Caller:
+    """Calls as om_fuzz_op and judges each call: a failure must carry a
+    documented SQLSTATE, never XX000, and leave every table as it was."""
+
+    def __init__(self, codes):
+        self.codes = codes
+        self.admin = connect().cursor()
+        self.op = connect(user="om_fuzz_op")
+        self.before = digest(self.admin)
+        self.seen, self.undocumented = {}, {}
+        self.changed, self.internal, self.lost = [], [], []
+        self.calls = self.succeeded = 0
+
+    def attempt(self, sql):
+        self.calls += 1
+        try:
+            cur = self.op.cursor()
+            cur.execute(sql)
+            cur.fetchall()
+            self.succeeded += 1
+            self.before = digest(self.admin)
+            return
+        except psycopg2.Error as e:
+            code, message = e.pgcode, e.pgerror or str(e)
+        if code is None or self.op.closed:
+            # a crashed backend: the server restarts every session
+            self.lost.append("%s: %s" % (sql[:300], message))
+            self.op = connect_when_up(user="om_fuzz_op")
+            self.admin = connect_when_up().cursor()
+            self.before = digest(self.admin)
+            return
+        self.seen[code] = self.seen.get(code, 0) + 1
+        if code == "XX000":
+            self.internal.append("%s -> %s" % (sql[:300], message))
+        elif not is_documented(code, self.codes):
+            self.undocumented.setdefault(code, "%s %s -> %s" % (code, sql[:300], message.splitlines()[0]))
+        after = digest(self.admin)
+        if after != self.before:
+            self.changed.append("%s (%s)" % (sql[:300], code))
+            self.before = after
+
+
+def load_columns(cur):
+    """Columns of every table, and the NOT NULL ones (what a row built by a
+    caller may lack)."""
+    cur.execute("""SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum),
+                          array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attnotnull)
+                     FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+                    WHERE c.relnamespace = 'order_mgmt'::regnamespace AND c.relkind = 'r'
+                      AND a.attnum > 0 AND NOT a.attisdropped GROUP BY c.relname""")
+    COLUMNS.update((t, (names, not_null or [])) for t, names, not_null in cur.fetchall())
+
+
+def row_sweep_calls(fns):
+    """Functions taking rows: each NOT NULL column of each row argument in
+    turn missing, the other arguments the rows of a confirmed order."""
+    for name, nargs, ndefaults, types in fns:
+        if not all(t.startswith("order_mgmt.") for t in types):
+            continue
+        for i, typ in enumerate(types):
+            for col in COLUMNS[typ[len("order_mgmt."):].rstrip("[]")][1]:
+                yield "SELECT * FROM order_mgmt.%s(%s)" % (
+                    name, ", ".join(order_rows(t, col if j == i else None) for j, t in enumerate(types)))
+
+
+def order_rows(typ, drop):
+    """The row (or rows, for an array type) of order 5 of the fixture, with
+    column drop missing."""
+    table = typ[len("order_mgmt."):].rstrip("[]")
+    rec = "jsonb_populate_record(NULL::order_mgmt.%s, to_jsonb(x) - %s)" % (table, pg_literal(drop or ""))
+    if typ.endswith("[]"):
+        return "ARRAY(SELECT %s FROM order_mgmt.%s x WHERE x.order_id = 5 ORDER BY x::text)" % (rec, table)
+    return "(SELECT %s FROM order_mgmt.%s x WHERE x.order_id = 5 ORDER BY x::text LIMIT 1)" % (rec, table)
+
+
 def fuzz_api(codes, sentinel):
-    admin = connect()
-    acur = admin.cursor()
-    fns = api_functions(acur)
-    op = connect(user="om_fuzz_op")
-    cur = op.cursor()
-    before = digest(acur)
-    seen, undocumented, changed, internal, lost = {}, {}, [], [], []
-    calls = succeeded = 0
+    caller = Caller(codes)
+    fns = api_functions(caller.admin)
+    load_columns(caller.admin)
+    sweep = list(row_sweep_calls(fns))     # first: on the fixture as it was set up
+    for sql in sweep:
+        caller.attempt(sql)
+    calls, succeeded = caller.calls, caller.succeeded
     for name, nargs, ndefaults, types in fns:
         for _ in range(CALLS):
             n = nargs - rng.randint(0, ndefaults)
-            sql = "SELECT * FROM order_mgmt.%s(%s)" % (name, ", ".join(value(t) for t in types[:n]))
-            calls += 1
-            try:
-                cur.execute(sql)
-                cur.fetchall()
-                succeeded += 1
-                before = digest(acur)
-                continue
-            except psycopg2.Error as e:
-                code, message = e.pgcode, e.pgerror or str(e)
-            if code is None or op.closed:
-                lost.append("%s: %s" % (sql[:300], message))
-                op = connect(user="om_fuzz_op")
-                cur = op.cursor()
-                continue
-            seen[code] = seen.get(code, 0) + 1
-            if code == "XX000":
-                internal.append("%s -> %s" % (sql[:300], message))
-            elif not is_documented(code, codes):
-                undocumented.setdefault(code, "%s %s -> %s" % (code, sql[:300], message.splitlines()[0]))
-            after = digest(acur)
-            if after != before:
-                changed.append("%s (%s)" % (sql[:300], code))
-                before = after
-    print("# %d functions, %d calls, %d succeeded; failures by SQLSTATE: %s" % (
-        len(fns), calls, succeeded, ", ".join("%s %d" % kv for kv in sorted(seen.items()))))
-    ok(len(fns) >= 20 and calls == len(fns) * CALLS, "every API function was called %d times" % CALLS)
-    ok(succeeded > len(fns), "the fuzzer also made calls that succeed (%d)" % succeeded)
-    ok(not lost, "no call lost its session", "\n".join(lost))
-    ok(not internal, "no call ended in an internal error (XX000)", "\n".join(internal))
-    ok(not undocumented, "every failure has a SQLSTATE of README's Errors table",
-       "\n".join(undocumented.values()))
-    ok(not changed, "a failed call changed nothing", "\n".join(changed))
+            caller.attempt("SELECT * FROM order_mgmt.%s(%s)" % (name, ", ".join(value(t) for t in types[:n])))
+    random_calls, random_succeeded = caller.calls - calls, caller.succeeded - succeeded
+    print("# %d functions, %d random calls (%d succeeded), %d row-sweep calls; failures by SQLSTATE: %s" % (
+        len(fns), random_calls, random_succeeded, len(sweep),
+        ", ".join("%s %d" % kv for kv in sorted(caller.seen.items()))))
+    ok(len(fns) >= 20 and random_calls == len(fns) * CALLS, "every API function was called %d times" % CALLS)
+    ok(random_succeeded > len(fns), "the fuzzer also made calls that succeed (%d)" % random_succeeded)
+    ok(len(sweep) >= 10, "functions taking rows were called with each NOT NULL column missing (%d calls)"
+       % len(sweep))
+    ok(not caller.lost, "no call lost its session", "\n".join(caller.lost))
+    ok(not caller.internal, "no call ended in an internal error (XX000)", "\n".join(caller.internal))
+    ok(not caller.undocumented, "every failure has a SQLSTATE of README's Errors table",
+       "\n".join(caller.undocumented.values()))
+    ok(not caller.changed, "a failed call changed nothing", "\n".join(caller.changed))
     ok(alive(sentinel), "no backend crashed (a session opened before is still there)")
-    op.close()
-    admin.close()
 
 
 def alive(conn):

@@ -47,8 +47,17 @@ SELECT confirm_order(2), hold_order(2, 'manual', 'standby test');
 SELECT confirm_order(3), authorize_payment(3, 20, 'sb-auth'), capture_payment(3, 5, 'sb-cap');
 SELECT confirm_order(4);
 UPDATE orders SET promised_delivery_latest = placed_at::date - 10 WHERE order_id = 4;
+-- 5..9: released, their shipments pending, picking, packed, labelled, dispatched
+SELECT place_order('SB-CR', '[{"sku": "SB-P", "qty": 1}]', '{"country": "DE", "postal_code": "10115"}',
+                   service_id => 'STD', external_ref => 'SB-' || i)
+  FROM generate_series(5, 9) i ORDER BY i;
+SELECT confirm_order(i), release_to_warehouse(i) FROM generate_series(5, 9) i ORDER BY i;
+SELECT start_picking(shipment_id) FROM shipments WHERE order_id >= 6;
+SELECT pack_shipment(shipment_id, 500, 300, 200, 100) FROM shipments WHERE order_id >= 7;
+SELECT label_shipment(shipment_id, 'DHL', 'STD', 'SB-T' || order_id) FROM shipments WHERE order_id >= 8;
+SELECT dispatch_shipment(shipment_id) FROM shipments WHERE order_id = 9;
 SQL
-tap $? "primary: orders placed, confirmed, held, paid and one at risk"
+tap $? "primary: orders placed, confirmed, held, paid, one at risk, shipments at every step"
 
 # --- the standby
 as_pg "$BIN/pg_basebackup -D $SDATA -X stream -c fast -R" >"$TMP/basebackup.log" 2>&1
@@ -110,6 +119,13 @@ CALLS=(
     "void_payment|SELECT order_mgmt.void_payment(3, 1, 'sb-new-4')"
     "receive_stock|SELECT order_mgmt.receive_stock('BER', 'SB-P', 1)"
     "adjust_stock|SELECT order_mgmt.adjust_stock('BER', 'SB-P', 1, 'count')"
+    "release_to_warehouse|SELECT order_mgmt.release_to_warehouse(4)"
+    "start_picking|SELECT order_mgmt.start_picking((SELECT shipment_id FROM order_mgmt.shipments WHERE order_id = 5))"
+    "pack_shipment|SELECT order_mgmt.pack_shipment((SELECT shipment_id FROM order_mgmt.shipments WHERE order_id = 6), 500, 300, 200, 100)"
+    "label_shipment|SELECT order_mgmt.label_shipment((SELECT shipment_id FROM order_mgmt.shipments WHERE order_id = 7), 'DHL', 'STD', 'SB-NEW')"
+    "dispatch_shipment|SELECT order_mgmt.dispatch_shipment((SELECT shipment_id FROM order_mgmt.shipments WHERE order_id = 8))"
+    "cancel_shipment|SELECT order_mgmt.cancel_shipment((SELECT shipment_id FROM order_mgmt.shipments WHERE order_id = 5), 'x')"
+    "record_tracking_event|SELECT order_mgmt.record_tracking_event('SB-T9', 'sb-ev-1', 'in_transit', now())"
     "set_status|SELECT order_mgmt.set_status('order', 1, 'cancelled')"
     "UPDATE|UPDATE order_mgmt.orders SET status = 'cancelled' WHERE order_id = 1"
 )

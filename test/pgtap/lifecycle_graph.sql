@@ -6,6 +6,7 @@ SELECT plan(11);
 
 INSERT INTO order_mgmt.customers (customer_id, name) VALUES ('T-C', 'Tap');
 INSERT INTO order_mgmt.warehouses (warehouse_id, name) VALUES ('T-W', 'Tap');
+INSERT INTO order_mgmt.products (sku, name) VALUES ('T-P', 'Tap');
 
 -- The seed graph is the one SPEC.md section 3 describes.
 SELECT set_eq(
@@ -54,6 +55,16 @@ BEGIN
             CASE WHEN p_entity = 'order' AND p_from = 'on_hold' THEN 'confirmed' END)
     RETURNING order_id INTO v_order;
     v_id := v_order;
+    -- (0.5.0) an order entering a shipping or delivered status has lines
+    -- that agree with it (the lifecycle trigger checks them, OM030)
+    IF p_entity = 'order' THEN
+        INSERT INTO order_mgmt.order_lines (order_id, line_no, sku, qty, unit_price, qty_shipped,
+                                            qty_delivered)
+        VALUES (v_order, 1, 'T-P', 2, 1,
+                CASE p_to WHEN 'partially_shipped' THEN 1 WHEN 'shipped' THEN 2 WHEN 'delivered' THEN 2
+                          WHEN 'completed' THEN 2 ELSE 0 END,
+                CASE WHEN p_to IN ('delivered', 'completed') THEN 2 ELSE 0 END);
+    END IF;
     IF p_entity = 'shipment' THEN
         INSERT INTO order_mgmt.shipments (order_id, warehouse_id, status, weight_g, length_mm, width_mm,
                                           height_mm, carrier, service_id, tracking_number)

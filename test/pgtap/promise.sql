@@ -2,7 +2,7 @@
 -- delivery, lanes, backorders, year end, properties, orders and shipments.
 BEGIN;
 SET LOCAL statement_timeout = '60s';
-SELECT plan(70);
+SELECT plan(71);
 \ir ../fixtures/promise_fixture.sql
 
 CREATE TEMP TABLE cases (label text, wh text, svc text, country text, postal text,
@@ -198,6 +198,14 @@ SELECT is(order_mgmt.choose_service(990101, 'cheapest', '2025-09-10 13:00Z'), 'E
 SELECT is(order_mgmt.choose_service(990101, 'fastest', '2025-09-09 08:00Z'), 'EXP', 'fastest');
 SELECT throws_ok($$SELECT order_mgmt.choose_service(990101, 'cheapest', '2025-09-12 13:00Z')$$,
                  'OM021', NULL, 'no service can meet the promise: OM021');
+
+-- one rule, two doors: the estimate from rows equals the estimate by id
+SELECT is((SELECT count(*) FROM order_mgmt.orders o
+            WHERE (SELECT w FROM order_mgmt.estimate_order_window(o,
+                     ARRAY(SELECT l FROM order_mgmt.order_lines l
+                            WHERE l.order_id = o.order_id ORDER BY l.line_no)) w)
+                  IS DISTINCT FROM (SELECT d FROM order_mgmt.estimate_order_delivery(o.order_id) d)),
+          0::bigint, 'estimate_order_window equals estimate_order_delivery for every order');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,0 +1,891 @@
+/* order_mgmt 0.4.0 -> 0.5.0: fulfilment (issue 10).
+ * - release_to_warehouse, start_picking, pack_shipment, label_shipment,
+ *   dispatch_shipment, cancel_shipment, record_tracking_event;
+ * - tracking_events (carrier checkpoints) and shipments.last_checkpoint_id;
+ * - the order's status follows its shipments (rollup_order), and a
+ *   shipping- or delivered-class order status must agree with its lines
+ *   (lifecycle trigger, OM030); dispatch needs the carrier data;
+ * - estimate_transit, the views allocated_units and order_overview;
+ * - estimate_order_window: the estimate from rows the caller passes, so the
+ *   views show estimates to order_mgmt_reader without a function that reads
+ *   orders as the owner (orders_at_risk no longer needs at_risk_orders).
+ * docs/fulfilment.md describes the decisions. */
+
+\echo Use "CREATE EXTENSION order_mgmt" to load this file. \quit
+
+------------------------------------------------------------------------
+-- C entry points
+------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.lines_status(order_id bigint) RETURNS text
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'lines_status';
+
+CREATE FUNCTION @extschema@.estimate_transit(
+    warehouse_id text, service_id text, country text, postal_code text,
+    restart_at timestamptz,
+    OUT delivery_earliest date, OUT delivery_latest date, OUT known boolean, OUT note text)
+RETURNS record
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'estimate_transit';
+
+CREATE FUNCTION @extschema@.estimate_order_window(
+    o @extschema@.orders, lines @extschema@.order_lines[],
+    OUT ship_earliest date, OUT ship_latest date,
+    OUT delivery_earliest date, OUT delivery_latest date,
+    OUT known boolean, OUT service_id text, OUT note text)
+RETURNS record
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'estimate_order_window';
+
+
+DROP VIEW @extschema@.orders_at_risk;
+DROP FUNCTION @extschema@.at_risk_orders();
+CREATE VIEW @extschema@.orders_at_risk AS
+SELECT o.order_id, o.status, o.promised_delivery_latest,
+       e.delivery_latest AS estimated_delivery_latest,
+       e.delivery_latest - o.promised_delivery_latest AS days_late,
+       CASE WHEN NOT e.known THEN 'unknown: ' || e.note
+            ELSE 'late' END AS risk
+  FROM @extschema@.orders o
+ CROSS JOIN LATERAL @extschema@.estimate_order_window(o,
+       ARRAY(SELECT l FROM @extschema@.order_lines l
+              WHERE l.order_id = o.order_id ORDER BY l.line_no)) e
+ WHERE @extschema@.status_class('order', o.status) IN ('pending', 'open', 'held')
+   AND o.promised_delivery_latest IS NOT NULL
+   AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest);
+
+
+------------------------------------------------------------------------
+-- Tables
+------------------------------------------------------------------------
+ALTER TABLE @extschema@.shipments ADD COLUMN last_checkpoint_id bigint;
+
+CREATE SEQUENCE @extschema@.tracking_events_tracking_event_id_seq;
+
+CREATE TABLE @extschema@.tracking_events (
+    order_id          bigint NOT NULL,
+    tracking_event_id bigint NOT NULL
+                      DEFAULT nextval('@extschema@.tracking_events_tracking_event_id_seq'),
+    shipment_id       bigint NOT NULL,
+    carrier_event_id  text NOT NULL
+                      CHECK (carrier_event_id <> '' AND length(carrier_event_id) <= 200),
+    code              text NOT NULL,
+    occurred_at       timestamptz NOT NULL,
+    location          text CHECK (length(location) <= 200),
+    recorded_at       timestamptz NOT NULL DEFAULT now(),
+    actor             text NOT NULL,
+    PRIMARY KEY (order_id, tracking_event_id),
+    CONSTRAINT tracking_events_carrier_event_id_key UNIQUE (carrier_event_id),
+    FOREIGN KEY (order_id, shipment_id) REFERENCES @extschema@.shipments ON DELETE CASCADE
+);
+ALTER SEQUENCE @extschema@.tracking_events_tracking_event_id_seq
+    OWNED BY @extschema@.tracking_events.tracking_event_id;
+CREATE INDEX tracking_events_shipment_idx
+    ON @extschema@.tracking_events (order_id, shipment_id);
+
+-- dispatch needs what labelling gave (a direct UPDATE cannot drop it)
+UPDATE @extschema@.transitions SET requires = '{carrier,service_id,tracking_number}'
+ WHERE entity = 'shipment' AND from_status = 'labelled' AND to_status = 'dispatched' AND is_seed;
+
+------------------------------------------------------------------------
+-- Helpers, the order roll-up and the shipment triggers
+------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.step_reason(p_default text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    RETURN coalesce(nullif(current_setting('order_mgmt.reason', true), ''), p_default);
+END;
+$$;
+
+CREATE FUNCTION @extschema@.move_shipment(p_order bigint, p_shipment bigint, p_status text,
+                                          p_reason text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_saved text := current_setting('order_mgmt.reason', true);
+BEGIN
+    PERFORM set_config('order_mgmt.reason', coalesce(p_reason, ''), true);
+    UPDATE @extschema@.shipments x SET status = p_status
+     WHERE x.order_id = p_order AND x.shipment_id = p_shipment;
+    PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
+END;
+$$;
+
+CREATE FUNCTION @extschema@.lock_shipment(p_shipment bigint, p_classes text[], p_action text)
+RETURNS @extschema@.shipments
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_order bigint;
+    sh      @extschema@.shipments;
+BEGIN
+    IF p_shipment IS NULL THEN
+        RAISE EXCEPTION 'shipment_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT x.order_id INTO v_order FROM @extschema@.shipments x WHERE x.shipment_id = p_shipment;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'shipment % does not exist', p_shipment USING ERRCODE = 'OM004';
+    END IF;
+    IF p_classes IS NULL THEN
+        PERFORM @extschema@.lock_order(v_order);
+    ELSE
+        PERFORM @extschema@.require_class(@extschema@.lock_order(v_order), p_classes, p_action);
+    END IF;
+    SELECT * INTO sh FROM @extschema@.shipments x
+     WHERE x.order_id = v_order AND x.shipment_id = p_shipment;
+    RETURN sh;
+END;
+$$;
+
+CREATE FUNCTION @extschema@.require_shipment_class(sh @extschema@.shipments, p_classes text[],
+                                                   p_action text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_class text := @extschema@.status_class('shipment', sh.status);
+BEGIN
+    IF v_class = ANY (p_classes) THEN
+        RETURN;
+    END IF;
+    RAISE EXCEPTION 'shipment % cannot be %', sh.shipment_id, p_action
+        USING ERRCODE = 'OM010',
+              DETAIL = format('Shipment %s is %s (class %s); this needs class %s.', sh.shipment_id,
+                              sh.status, coalesce(v_class, 'none'),
+                              array_to_string(p_classes, ' or '));
+END;
+$$;
+
+CREATE FUNCTION @extschema@.begin_step(p_shipment bigint, p_target text, p_action text)
+RETURNS @extschema@.shipments
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    sh @extschema@.shipments;
+BEGIN
+    sh := @extschema@.lock_shipment(p_shipment, '{open,shipping}', p_action);
+    PERFORM @extschema@.require_shipment_class(sh, '{preparing}', p_action);
+    IF sh.status = p_target THEN
+        RAISE EXCEPTION 'shipment % is already %', sh.shipment_id, p_target
+            USING ERRCODE = 'OM010';
+    END IF;
+    RETURN sh;
+END;
+$$;
+
+CREATE VIEW @extschema@.allocated_units AS
+SELECT sl.order_id, sl.line_no, sum(sl.qty)::int AS qty
+  FROM @extschema@.shipment_lines sl
+  JOIN @extschema@.shipments s ON s.order_id = sl.order_id AND s.shipment_id = sl.shipment_id
+ WHERE @extschema@.status_class('shipment', s.status) = 'preparing'
+ GROUP BY sl.order_id, sl.line_no;
+
+CREATE FUNCTION @extschema@.rollup_order(p_order bigint, p_reason text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET order_mgmt.automated = on
+AS $$
+DECLARE
+    v_status  text;
+    v_implied text := @extschema@.lines_status(p_order);
+    v_edge    boolean;
+    v_saved   text;
+BEGIN
+    SELECT x.status, t.to_status IS NOT NULL INTO v_status, v_edge
+      FROM @extschema@.orders x
+      LEFT JOIN @extschema@.transitions t
+             ON t.entity = 'order' AND t.from_status = x.status AND t.to_status = v_implied
+     WHERE x.order_id = p_order;
+    IF v_implied IS NULL OR v_implied = v_status OR NOT v_edge THEN
+        UPDATE @extschema@.orders x SET updated_at = clock_timestamp() WHERE x.order_id = p_order;
+        RETURN v_status;
+    END IF;
+    v_saved := current_setting('order_mgmt.reason', true);
+    PERFORM set_config('order_mgmt.reason', coalesce(p_reason, ''), true);
+    UPDATE @extschema@.orders x SET status = v_implied, updated_at = clock_timestamp()
+     WHERE x.order_id = p_order;
+    PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
+    RETURN v_implied;
+END;
+$$;
+
+CREATE FUNCTION @extschema@.shipments_dates()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e record;
+BEGIN
+    IF @extschema@.status_class('shipment', OLD.status) = 'preparing' THEN
+        NEW.dispatched_at := coalesce(NEW.dispatched_at, now());
+        IF NEW.service_id IS NOT NULL THEN
+            SELECT t.* INTO e
+              FROM @extschema@.orders o,
+                   @extschema@.estimate_transit(NEW.warehouse_id, NEW.service_id, o.ship_to_country,
+                                                o.ship_to_postal, NEW.dispatched_at) t
+             WHERE o.order_id = NEW.order_id;
+            IF e.known THEN
+                NEW.estimated_delivery_earliest := e.delivery_earliest;
+                NEW.estimated_delivery_latest := e.delivery_latest;
+            END IF;
+        END IF;
+    END IF;
+    IF @extschema@.status_class('shipment', NEW.status) = 'delivered' THEN
+        NEW.delivered_at := coalesce(NEW.delivered_at, now());
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER order_mgmt_shipment_dates
+    BEFORE UPDATE OF status ON @extschema@.shipments
+    FOR EACH ROW
+    WHEN (@extschema@.status_class('shipment', OLD.status)
+              IS DISTINCT FROM @extschema@.status_class('shipment', NEW.status)
+          AND @extschema@.status_class('shipment', NEW.status) IN ('in_transit', 'delivered', 'failed'))
+    EXECUTE FUNCTION @extschema@.shipments_dates();
+
+CREATE FUNCTION @extschema@.shipments_moved()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o      @extschema@.orders;
+    l      record;
+    v_left boolean := @extschema@.status_class('shipment', OLD.status) = 'preparing';
+    v_reason text := format('shipment %s %s', NEW.shipment_id, NEW.status);
+BEGIN
+    SELECT * INTO o FROM @extschema@.orders x WHERE x.order_id = NEW.order_id FOR UPDATE;
+    IF v_left THEN
+        PERFORM @extschema@.require_class(o, '{open,shipping}', 'shipped');
+        FOR l IN SELECT sl.line_no, sl.qty, ol.sku, ol.warehouse_id, ol.qty_reserved
+                   FROM @extschema@.shipment_lines sl
+                   JOIN @extschema@.order_lines ol
+                     ON ol.order_id = sl.order_id AND ol.line_no = sl.line_no
+                  WHERE sl.order_id = NEW.order_id AND sl.shipment_id = NEW.shipment_id
+                  ORDER BY sl.line_no LOOP
+            IF l.qty > l.qty_reserved OR l.warehouse_id IS DISTINCT FROM NEW.warehouse_id THEN
+                RAISE EXCEPTION 'shipment % cannot ship % unit(s) of line %', NEW.shipment_id, l.qty,
+                                l.line_no
+                    USING ERRCODE = 'OM032',
+                          DETAIL = format('Line %s of order %s has %s unit(s) reserved in warehouse %s; the shipment leaves from %s.',
+                                          l.line_no, NEW.order_id, l.qty_reserved,
+                                          coalesce(l.warehouse_id, 'none'), NEW.warehouse_id),
+                          HINT = 'Create shipments with order_mgmt.release_to_warehouse.';
+            END IF;
+            PERFORM @extschema@.stock_move(NEW.warehouse_id, l.sku, 'ship', -l.qty, -l.qty,
+                                           NEW.order_id, l.line_no,
+                                           'shipment ' || NEW.shipment_id);
+        END LOOP;
+        UPDATE @extschema@.order_lines ol
+           SET qty_reserved = ol.qty_reserved - sl.qty, qty_shipped = ol.qty_shipped + sl.qty
+          FROM @extschema@.shipment_lines sl
+         WHERE sl.order_id = NEW.order_id AND sl.shipment_id = NEW.shipment_id
+           AND ol.order_id = sl.order_id AND ol.line_no = sl.line_no;
+    END IF;
+    IF @extschema@.status_class('shipment', NEW.status) = 'delivered' THEN
+        UPDATE @extschema@.order_lines ol
+           SET qty_delivered = ol.qty_delivered + sl.qty
+          FROM @extschema@.shipment_lines sl
+         WHERE sl.order_id = NEW.order_id AND sl.shipment_id = NEW.shipment_id
+           AND ol.order_id = sl.order_id AND ol.line_no = sl.line_no;
+    END IF;
+    PERFORM @extschema@.rollup_order(NEW.order_id, v_reason);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER order_mgmt_shipment_moved
+    AFTER UPDATE OF status ON @extschema@.shipments
+    FOR EACH ROW
+    WHEN (@extschema@.status_class('shipment', OLD.status)
+              IS DISTINCT FROM @extschema@.status_class('shipment', NEW.status)
+          AND @extschema@.status_class('shipment', NEW.status) IN ('in_transit', 'delivered', 'failed'))
+    EXECUTE FUNCTION @extschema@.shipments_moved();
+
+
+------------------------------------------------------------------------
+-- The API
+------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.release_to_warehouse(order_id bigint)
+RETURNS int
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o    @extschema@.orders;
+    w    record;
+    v_id bigint;
+    v_n  int := 0;
+BEGIN
+    o := @extschema@.lock_order(release_to_warehouse.order_id);
+    PERFORM @extschema@.require_class(o, '{open,shipping}', 'released to the warehouse');
+    IF @extschema@.status_class('order', o.status) = 'open' AND o.status <> 'processing' THEN
+        PERFORM @extschema@.move_order(o.order_id, 'processing',
+                                       @extschema@.step_reason('released to the warehouse'));
+    END IF;
+    FOR w IN SELECT l.warehouse_id,
+                    array_agg(l.line_no ORDER BY l.line_no) AS line_nos,
+                    array_agg(l.qty_reserved - coalesce(a.qty, 0) ORDER BY l.line_no) AS qtys
+               FROM @extschema@.order_lines l
+               LEFT JOIN @extschema@.allocated_units a
+                      ON a.order_id = l.order_id AND a.line_no = l.line_no
+              WHERE l.order_id = o.order_id AND l.qty_reserved > coalesce(a.qty, 0)
+              GROUP BY l.warehouse_id
+              ORDER BY l.warehouse_id COLLATE "C" LOOP
+        INSERT INTO @extschema@.shipments AS s (order_id, warehouse_id)
+        VALUES (o.order_id, w.warehouse_id)
+        RETURNING s.shipment_id INTO v_id;
+        INSERT INTO @extschema@.shipment_lines (order_id, shipment_id, line_no, qty)
+        SELECT o.order_id, v_id, x.line_no, x.qty FROM unnest(w.line_nos, w.qtys) x(line_no, qty);
+        PERFORM @extschema@.emit_event(o.order_id, 'shipment', v_id, 'shipment.created', NULL,
+            'pending', @extschema@.step_reason('released to the warehouse'),
+            jsonb_build_object('warehouse_id', w.warehouse_id, 'line_nos', to_jsonb(w.line_nos),
+                               'qtys', to_jsonb(w.qtys)));
+        v_n := v_n + 1;
+    END LOOP;
+    RETURN v_n;
+END;
+$$;
+
+CREATE FUNCTION @extschema@.start_picking(shipment_id bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sh @extschema@.shipments := @extschema@.begin_step(start_picking.shipment_id, 'picking', 'picked');
+BEGIN
+    PERFORM @extschema@.move_shipment(sh.order_id, sh.shipment_id, 'picking',
+        @extschema@.step_reason(format('%s unit(s) to pick in %s',
+            (SELECT sum(l.qty) FROM @extschema@.shipment_lines l
+              WHERE l.order_id = sh.order_id AND l.shipment_id = sh.shipment_id),
+            sh.warehouse_id)));
+END;
+$$;
+
+CREATE FUNCTION @extschema@.pack_shipment(shipment_id bigint, weight_g int, length_mm int,
+                                          width_mm int, height_mm int, package_count int DEFAULT 1)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sh      @extschema@.shipments;
+    v_saved text := current_setting('order_mgmt.reason', true);
+BEGIN
+    IF weight_g IS NULL OR length_mm IS NULL OR width_mm IS NULL OR height_mm IS NULL
+       OR package_count IS NULL THEN
+        RAISE EXCEPTION 'weight_g, length_mm, width_mm, height_mm and package_count must not be null'
+            USING ERRCODE = '22004';
+    END IF;
+    IF weight_g <= 0 OR length_mm <= 0 OR width_mm <= 0 OR height_mm <= 0 OR package_count <= 0 THEN
+        RAISE EXCEPTION 'weight, dimensions and package count must be positive'
+            USING ERRCODE = '22023',
+                  DETAIL = format('Got weight_g %s, length_mm %s, width_mm %s, height_mm %s, package_count %s.',
+                                  weight_g, length_mm, width_mm, height_mm, package_count);
+    END IF;
+    sh := @extschema@.begin_step(pack_shipment.shipment_id, 'packed', 'packed');
+    PERFORM set_config('order_mgmt.reason', coalesce(@extschema@.step_reason(
+        format('%s package(s), %s g, %sx%sx%s mm', package_count, weight_g, length_mm, width_mm,
+               height_mm)), ''), true);
+    UPDATE @extschema@.shipments x
+       SET status = 'packed', weight_g = pack_shipment.weight_g, length_mm = pack_shipment.length_mm,
+           width_mm = pack_shipment.width_mm, height_mm = pack_shipment.height_mm,
+           package_count = pack_shipment.package_count
+     WHERE x.order_id = sh.order_id AND x.shipment_id = sh.shipment_id;
+    PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
+END;
+$$;
+
+CREATE FUNCTION @extschema@.label_shipment(shipment_id bigint, carrier text, service_id text,
+                                           tracking_number text, label_ref text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sh      @extschema@.shipments;
+    s       @extschema@.services;
+    v_other bigint;
+    v_saved text := current_setting('order_mgmt.reason', true);
+BEGIN
+    IF carrier IS NULL OR service_id IS NULL OR tracking_number IS NULL THEN
+        RAISE EXCEPTION 'carrier, service_id and tracking_number must not be null'
+            USING ERRCODE = '22004';
+    END IF;
+    IF btrim(carrier) = '' OR length(carrier) > 64 OR btrim(tracking_number) = ''
+       OR length(tracking_number) > 100 OR length(label_ref) > 2000 THEN
+        RAISE EXCEPTION 'invalid carrier, tracking number or label reference'
+            USING ERRCODE = '22023',
+                  DETAIL = 'carrier has 1 to 64 characters, tracking_number 1 to 100, label_ref at most 2000.';
+    END IF;
+    SELECT * INTO s FROM @extschema@.services x WHERE x.service_id = label_shipment.service_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'service "%" does not exist', service_id
+            USING ERRCODE = 'OM004', HINT = 'order_mgmt.choose_service proposes one.';
+    END IF;
+    IF s.carrier <> carrier OR NOT s.active THEN
+        RAISE EXCEPTION 'service "%" cannot be used by carrier "%"', service_id, carrier
+            USING ERRCODE = '22023',
+                  DETAIL = format('Service %s is run by %s and is %s.', s.service_id, s.carrier,
+                                  CASE WHEN s.active THEN 'active' ELSE 'not active' END);
+    END IF;
+    sh := @extschema@.begin_step(label_shipment.shipment_id, 'labelled', 'labelled');
+    SELECT x.shipment_id INTO v_other FROM @extschema@.shipments x
+     WHERE x.tracking_number = label_shipment.tracking_number;
+    IF v_other IS NOT NULL THEN
+        RAISE EXCEPTION 'tracking number "%" is already used by shipment %', tracking_number, v_other
+            USING ERRCODE = 'OM005', HINT = 'Each shipment needs its own tracking number.';
+    END IF;
+    PERFORM set_config('order_mgmt.reason', coalesce(@extschema@.step_reason(
+        format('%s %s %s', carrier, service_id, tracking_number)), ''), true);
+    UPDATE @extschema@.shipments x
+       SET status = 'labelled', carrier = label_shipment.carrier,
+           service_id = label_shipment.service_id,
+           tracking_number = label_shipment.tracking_number, label_ref = label_shipment.label_ref
+     WHERE x.order_id = sh.order_id AND x.shipment_id = sh.shipment_id;
+    PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
+END;
+$$;
+
+CREATE FUNCTION @extschema@.dispatch_shipment(shipment_id bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sh @extschema@.shipments := @extschema@.begin_step(dispatch_shipment.shipment_id, 'dispatched',
+                                                       'dispatched');
+BEGIN
+    PERFORM @extschema@.move_shipment(sh.order_id, sh.shipment_id, 'dispatched',
+        @extschema@.step_reason(format('handed to %s, tracking number %s', sh.carrier,
+                                       sh.tracking_number)));
+END;
+$$;
+
+CREATE FUNCTION @extschema@.cancel_shipment(shipment_id bigint, reason text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sh      @extschema@.shipments;
+    v_class text;
+BEGIN
+    IF reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'a cancellation needs a reason' USING ERRCODE = '22004';
+    END IF;
+    -- the shipment's own status decides (a cancelled order's shipments
+    -- are cancelled already, a delivered order's have left)
+    sh := @extschema@.lock_shipment(cancel_shipment.shipment_id, NULL, 'changed');
+    v_class := @extschema@.status_class('shipment', sh.status);
+    IF v_class IN ('in_transit', 'delivered', 'failed') THEN
+        RAISE EXCEPTION 'shipment % cannot be cancelled', sh.shipment_id
+            USING ERRCODE = 'OM006',
+                  DETAIL = format('Shipment %s is %s: it left warehouse %s at %s.', sh.shipment_id,
+                                  sh.status, sh.warehouse_id, sh.dispatched_at),
+                  HINT = 'A dispatched shipment ends delivered, returned_to_sender or lost.';
+    END IF;
+    PERFORM @extschema@.require_shipment_class(sh, '{preparing}', 'cancelled');
+    PERFORM @extschema@.move_shipment(sh.order_id, sh.shipment_id, 'cancelled', reason);
+END;
+$$;
+
+CREATE FUNCTION @extschema@.is_checkpoint_code(p_code text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM @extschema@.transitions t
+                    WHERE t.entity = 'shipment' AND t.to_status = p_code
+                      AND @extschema@.status_class('shipment', t.from_status) = 'in_transit');
+END;
+$$;
+
+CREATE FUNCTION @extschema@.checkpoint_supersedes(c @extschema@.tracking_events,
+                                                  e @extschema@.tracking_events)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    c_final boolean := @extschema@.status_class('shipment', c.code) IN ('delivered', 'failed');
+    c_later boolean;
+BEGIN
+    IF e.tracking_event_id IS NULL THEN
+        RETURN true;
+    END IF;
+    c_later := c.occurred_at > e.occurred_at
+               OR (c.occurred_at = e.occurred_at
+                   AND c.carrier_event_id COLLATE "C" > e.carrier_event_id COLLATE "C");
+    IF @extschema@.status_class('shipment', e.code) IN ('delivered', 'failed') THEN
+        RETURN c_final AND NOT c_later;
+    END IF;
+    RETURN c_final OR c_later;
+END;
+$$;
+
+CREATE FUNCTION @extschema@.shipment_path(p_from text, p_to text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_path text[];
+BEGIN
+    IF p_from = p_to THEN
+        RETURN '{}';
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.transitions t
+                WHERE t.entity = 'shipment' AND t.from_status = p_from AND t.to_status = p_to) THEN
+        RETURN ARRAY[p_to];
+    END IF;
+    WITH RECURSIVE walk(status, path) AS (
+        SELECT t.to_status, ARRAY[t.to_status]
+          FROM @extschema@.transitions t
+         WHERE t.entity = 'shipment' AND t.from_status = p_from
+        UNION ALL
+        SELECT t.to_status, w.path || t.to_status
+          FROM walk w
+          JOIN @extschema@.transitions t ON t.entity = 'shipment' AND t.from_status = w.status
+         WHERE w.status <> p_to AND cardinality(w.path) < 6
+           AND t.to_status <> p_from AND t.to_status <> ALL (w.path))
+    SELECT w.path INTO v_path FROM walk w WHERE w.status = p_to
+     ORDER BY cardinality(w.path), array_to_string(w.path, ',') COLLATE "C"
+     LIMIT 1;
+    RETURN v_path;
+END;
+$$;
+
+CREATE FUNCTION @extschema@.record_tracking_event(
+    tracking_number text, carrier_event_id text, code text, occurred_at timestamptz,
+    location text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET order_mgmt.automated = on
+AS $$
+DECLARE
+    v_order  bigint;
+    sh       @extschema@.shipments;
+    c        @extschema@.tracking_events;
+    e        @extschema@.tracking_events;
+    v_path   text[];
+    v_step   text;
+    v_final  boolean;
+    v_window record;
+    v_saved  text := current_setting('order_mgmt.reason', true);
+    v_reason text;
+BEGIN
+    IF tracking_number IS NULL OR carrier_event_id IS NULL OR code IS NULL
+       OR occurred_at IS NULL THEN
+        RAISE EXCEPTION 'tracking_number, carrier_event_id, code and occurred_at must not be null'
+            USING ERRCODE = '22004';
+    END IF;
+    IF btrim(carrier_event_id) = '' OR length(carrier_event_id) > 200
+       OR length(location) > 200 THEN
+        RAISE EXCEPTION 'invalid carrier_event_id or location'
+            USING ERRCODE = '22023',
+                  DETAIL = 'carrier_event_id has 1 to 200 characters, location at most 200.';
+    END IF;
+    IF NOT isfinite(occurred_at) THEN
+        RAISE EXCEPTION 'occurred_at must be a finite time' USING ERRCODE = '22008';
+    END IF;
+    IF NOT @extschema@.is_checkpoint_code(code) THEN
+        RAISE EXCEPTION 'unknown checkpoint code "%"', code
+            USING ERRCODE = 'OM031',
+                  DETAIL = 'Codes are in_transit, out_for_delivery, delayed, failed_attempt, delivered, returned_to_sender and lost.';
+    END IF;
+    SELECT x.order_id INTO v_order FROM @extschema@.shipments x
+     WHERE x.tracking_number = record_tracking_event.tracking_number;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no shipment has tracking number "%"', tracking_number
+            USING ERRCODE = 'OM004', HINT = 'label_shipment records the tracking number.';
+    END IF;
+    PERFORM @extschema@.lock_order(v_order);
+    SELECT * INTO sh FROM @extschema@.shipments x
+     WHERE x.order_id = v_order AND x.tracking_number = record_tracking_event.tracking_number;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no shipment has tracking number "%"', tracking_number
+            USING ERRCODE = 'OM004';
+    END IF;
+    IF @extschema@.status_class('shipment', sh.status) IN ('preparing', 'cancelled') THEN
+        RAISE EXCEPTION 'shipment % has not been dispatched', sh.shipment_id
+            USING ERRCODE = 'OM010',
+                  DETAIL = format('Shipment %s (tracking number %s) is %s.', sh.shipment_id,
+                                  tracking_number, sh.status),
+                  HINT = 'Checkpoints follow order_mgmt.dispatch_shipment.';
+    END IF;
+
+    -- once per carrier_event_id: a concurrent twin waits for the first here
+    INSERT INTO @extschema@.tracking_events AS t
+        (order_id, shipment_id, carrier_event_id, code, occurred_at, location, actor)
+    VALUES (sh.order_id, sh.shipment_id, record_tracking_event.carrier_event_id,
+            record_tracking_event.code, record_tracking_event.occurred_at,
+            record_tracking_event.location, @extschema@.current_actor())
+    ON CONFLICT ON CONSTRAINT tracking_events_carrier_event_id_key DO NOTHING
+    RETURNING * INTO c;
+    IF c.tracking_event_id IS NULL THEN
+        SELECT * INTO c FROM @extschema@.tracking_events t
+         WHERE t.carrier_event_id = record_tracking_event.carrier_event_id;
+        IF c.order_id = sh.order_id AND c.shipment_id = sh.shipment_id
+           AND c.code = record_tracking_event.code
+           AND c.occurred_at = record_tracking_event.occurred_at
+           AND c.location IS NOT DISTINCT FROM record_tracking_event.location THEN
+            RETURN false;
+        END IF;
+        RAISE EXCEPTION 'carrier_event_id "%" is already used with other content', carrier_event_id
+            USING ERRCODE = 'OM005',
+                  DETAIL = format('Stored: shipment %s, %s at %s, location %s.', c.shipment_id,
+                                  c.code, c.occurred_at, coalesce(c.location, 'none'));
+    END IF;
+
+    SELECT * INTO e FROM @extschema@.tracking_events t
+     WHERE t.order_id = sh.order_id AND t.tracking_event_id = sh.last_checkpoint_id;
+    IF @extschema@.checkpoint_supersedes(c, e) THEN
+        v_path := @extschema@.shipment_path(sh.status, code);
+    END IF;
+    v_reason := @extschema@.step_reason(format('carrier checkpoint %s at %s%s', code, occurred_at,
+                                               coalesce(' (' || location || ')', '')));
+    PERFORM @extschema@.emit_event(sh.order_id, 'shipment', sh.shipment_id, 'shipment.checkpoint',
+        NULL, NULL, v_reason,
+        jsonb_build_object('tracking_event_id', c.tracking_event_id,
+                           'carrier_event_id', carrier_event_id, 'code', code,
+                           'occurred_at', occurred_at, 'location', location,
+                           'applied', v_path IS NOT NULL));
+
+    IF v_path IS NOT NULL THEN
+        -- the steps on the way (inferred), then the checkpoint's own status
+        -- with the checkpoint and, for a delivery, the carrier's time
+        v_final := @extschema@.status_class('shipment', code) = 'delivered';
+        FOREACH v_step IN ARRAY v_path[1:cardinality(v_path) - 1] LOOP
+            PERFORM @extschema@.move_shipment(sh.order_id, sh.shipment_id, v_step,
+                format('inferred from carrier checkpoint %s (%s)', carrier_event_id, code));
+        END LOOP;
+        PERFORM set_config('order_mgmt.reason', v_reason, true);
+        UPDATE @extschema@.shipments x
+           SET status = code, last_checkpoint_id = c.tracking_event_id,
+               delivered_at = CASE WHEN v_final THEN record_tracking_event.occurred_at
+                                   ELSE x.delivered_at END
+         WHERE x.order_id = sh.order_id AND x.shipment_id = sh.shipment_id;
+        PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
+    END IF;
+
+    -- a delay or failed attempt restarts the window, from the latest of them
+    IF code IN ('delayed', 'failed_attempt') AND sh.service_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM @extschema@.tracking_events t
+                        WHERE t.order_id = sh.order_id AND t.shipment_id = sh.shipment_id
+                          AND t.code IN ('delayed', 'failed_attempt')
+                          AND (t.occurred_at > c.occurred_at
+                               OR (t.occurred_at = c.occurred_at
+                                   AND t.carrier_event_id COLLATE "C" > c.carrier_event_id COLLATE "C"))) THEN
+        SELECT w.* INTO v_window
+          FROM @extschema@.orders o,
+               @extschema@.estimate_transit(sh.warehouse_id, sh.service_id, o.ship_to_country,
+                                            o.ship_to_postal, c.occurred_at) w
+         WHERE o.order_id = sh.order_id;
+        IF v_window.known THEN
+            UPDATE @extschema@.shipments x
+               SET estimated_delivery_earliest = v_window.delivery_earliest,
+                   estimated_delivery_latest = v_window.delivery_latest
+             WHERE x.order_id = sh.order_id AND x.shipment_id = sh.shipment_id;
+        END IF;
+    END IF;
+    RETURN true;
+END;
+$$;
+
+CREATE VIEW @extschema@.order_overview AS
+SELECT o.order_id, o.external_ref, o.customer_id, o.channel, o.status, o.payment_status,
+       o.return_status, o.placed_at,
+       o.promised_delivery_earliest, o.promised_delivery_latest,
+       CASE WHEN NOT coalesce(e.known, true) THEN NULL
+            ELSE greatest(s.estimated_earliest, e.delivery_earliest) END AS current_delivery_earliest,
+       CASE WHEN NOT coalesce(e.known, true) THEN NULL
+            ELSE greatest(s.estimated_latest, e.delivery_latest) END AS current_delivery_latest,
+       e.note AS current_window_note,
+       s.delivered_at,
+       coalesce(s.shipments, '[]'::jsonb) AS shipments
+  FROM @extschema@.orders o
+  LEFT JOIN LATERAL (
+        SELECT max(x.estimated_delivery_earliest)
+                   FILTER (WHERE @extschema@.status_class('shipment', x.status) <> 'cancelled')
+                   AS estimated_earliest,
+               max(x.estimated_delivery_latest)
+                   FILTER (WHERE @extschema@.status_class('shipment', x.status) <> 'cancelled')
+                   AS estimated_latest,
+               max(x.delivered_at) AS delivered_at,
+               jsonb_agg(jsonb_build_object(
+                   'shipment_id', x.shipment_id, 'warehouse_id', x.warehouse_id,
+                   'status', x.status, 'carrier', x.carrier, 'service_id', x.service_id,
+                   'tracking_number', x.tracking_number,
+                   'estimated_delivery_earliest', x.estimated_delivery_earliest,
+                   'estimated_delivery_latest', x.estimated_delivery_latest,
+                   'dispatched_at', x.dispatched_at, 'delivered_at', x.delivered_at,
+                   'latest_checkpoint', CASE WHEN t.tracking_event_id IS NOT NULL THEN
+                       jsonb_build_object('code', t.code, 'occurred_at', t.occurred_at,
+                                          'location', t.location) END)
+                   ORDER BY x.shipment_id) AS shipments
+          FROM @extschema@.shipments x
+          LEFT JOIN @extschema@.tracking_events t
+                 ON t.order_id = x.order_id AND t.tracking_event_id = x.last_checkpoint_id
+         WHERE x.order_id = o.order_id) s ON true
+  LEFT JOIN LATERAL (
+        SELECT sum(l.qty - l.qty_cancelled - l.qty_shipped)::int AS unshipped
+          FROM @extschema@.order_lines l WHERE l.order_id = o.order_id) u ON true
+  LEFT JOIN LATERAL (
+        -- OFFSET 0 keeps the condition a gate: the estimate runs only when needed
+        SELECT d.delivery_earliest, d.delivery_latest, d.known, d.note
+          FROM @extschema@.estimate_order_window(o,
+               ARRAY(SELECT l FROM @extschema@.order_lines l
+                      WHERE l.order_id = o.order_id ORDER BY l.line_no)) d
+         WHERE @extschema@.status_class('order', o.status) IN ('pending', 'held', 'open', 'shipping')
+           AND u.unshipped > coalesce((SELECT sum(a.qty) FROM @extschema@.allocated_units a
+                                        WHERE a.order_id = o.order_id), 0)
+        OFFSET 0) e ON true;
+
+
+------------------------------------------------------------------------
+-- Changed definitions: a cancelled order cancels its shipments being
+-- prepared; cancel_line leaves units in such shipments alone
+------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION @extschema@.orders_closed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_reason text := coalesce(nullif(current_setting('order_mgmt.reason', true), ''),
+                              'order ' || NEW.status);
+    v_cancel boolean := @extschema@.status_class('order', NEW.status) = 'cancelled';
+    v_freed  text[];
+BEGIN
+    v_freed := @extschema@.release_reservations(NEW.order_id, v_reason);
+    UPDATE @extschema@.order_lines x
+       SET qty_cancelled = CASE WHEN v_cancel THEN x.qty - x.qty_shipped ELSE x.qty_cancelled END,
+           qty_reserved = 0, qty_backordered = 0
+     WHERE x.order_id = NEW.order_id
+       AND (x.qty_reserved > 0 OR x.qty_backordered > 0
+            OR (v_cancel AND x.qty_cancelled < x.qty - x.qty_shipped));
+    UPDATE @extschema@.order_holds x
+       SET released_at = now(), released_by = @extschema@.current_actor(),
+           release_reason = v_reason
+     WHERE x.order_id = NEW.order_id AND x.released_at IS NULL;
+    -- 0.5.0: shipments still being prepared are cancelled with the order
+    -- (their units were reservations, released above); the lifecycle
+    -- trigger writes their events with the order's reason
+    UPDATE @extschema@.shipments x SET status = 'cancelled'
+     WHERE x.order_id = NEW.order_id
+       AND @extschema@.status_class('shipment', x.status) = 'preparing';
+    PERFORM @extschema@.serve_freed(v_freed);
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.cancel_line(order_id bigint, line_no int, qty int,
+                                        reason text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o       @extschema@.orders;
+    l       @extschema@.order_lines;
+    v_open  int;
+    v_alloc int;
+    v_left  int;
+    v_bo    int;
+    v_short int;
+    v_res   int;
+BEGIN
+    IF line_no IS NULL OR qty IS NULL THEN
+        RAISE EXCEPTION 'line_no and qty must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF qty <= 0 THEN
+        RAISE EXCEPTION 'qty must be positive' USING ERRCODE = '22023',
+              DETAIL = format('Got %s.', qty);
+    END IF;
+    o := @extschema@.lock_order(cancel_line.order_id);
+    PERFORM @extschema@.require_class(o, '{pending,open,held}', 'changed');
+    SELECT * INTO l FROM @extschema@.order_lines x
+     WHERE x.order_id = o.order_id AND x.line_no = cancel_line.line_no;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'line % of order % does not exist', cancel_line.line_no, o.order_id
+            USING ERRCODE = 'OM004';
+    END IF;
+    PERFORM @extschema@.check_not_dispatched(o.order_id);
+    -- 0.5.0: units in a shipment being prepared are not open to cancel
+    v_alloc := coalesce((SELECT a.qty FROM @extschema@.allocated_units a
+                          WHERE a.order_id = o.order_id AND a.line_no = l.line_no), 0);
+    v_open := l.qty - l.qty_shipped - l.qty_cancelled - v_alloc;
+    IF qty > v_open THEN
+        RAISE EXCEPTION 'cannot cancel % of line % of order %', qty, l.line_no, o.order_id
+            USING ERRCODE = 'OM016',
+                  DETAIL = format('Only %s unit(s) of the line are open (qty %s, shipped %s, cancelled %s, in shipments being prepared %s).',
+                                  v_open, l.qty, l.qty_shipped, l.qty_cancelled, v_alloc),
+                  HINT = 'Units in a shipment being prepared are freed by cancelling the shipment (order_mgmt.cancel_shipment).';
+    END IF;
+    -- cancel waiting units first, then units never allocated, then reserved units
+    v_left := qty;
+    v_bo := least(v_left, l.qty_backordered);
+    v_left := v_left - v_bo;
+    v_short := least(v_left, l.qty - l.qty_reserved - l.qty_backordered - l.qty_shipped
+                               - l.qty_cancelled);
+    v_left := v_left - v_short;
+    v_res := v_left;
+    IF v_res > 0 THEN
+        PERFORM @extschema@.stock_move(l.warehouse_id, l.sku, 'release', 0, -v_res, o.order_id,
+                                       l.line_no, reason);
+    END IF;
+    UPDATE @extschema@.order_lines x
+       SET qty_cancelled = x.qty_cancelled + cancel_line.qty,
+           qty_backordered = x.qty_backordered - v_bo,
+           qty_reserved = x.qty_reserved - v_res
+     WHERE x.order_id = o.order_id AND x.line_no = l.line_no;
+    UPDATE @extschema@.orders x SET total = greatest(x.total - cancel_line.qty * l.unit_price, 0)
+     WHERE x.order_id = o.order_id;
+    PERFORM @extschema@.emit_event(o.order_id, 'line', l.line_no, 'line.cancelled', NULL, NULL,
+                                   reason, jsonb_build_object('qty', qty, 'released', v_res,
+                                                              'backorder_cancelled', v_bo));
+    IF v_res > 0 THEN
+        PERFORM @extschema@.serve_waiting_demand(l.warehouse_id, l.sku);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.order_lines x
+                    WHERE x.order_id = o.order_id AND x.qty_cancelled < x.qty) THEN
+        PERFORM @extschema@.move_order(o.order_id, 'cancelled',
+                                       coalesce(reason, 'every line cancelled'));
+    END IF;
+END;
+$$;
+
+
+------------------------------------------------------------------------
+-- pg_dump support and privileges
+------------------------------------------------------------------------
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events_tracking_event_id_seq', '');
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.current_actor()
+    TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.estimate_transit(text, text, text, text, timestamptz),
+    @extschema@.release_to_warehouse(bigint),
+    @extschema@.start_picking(bigint),
+    @extschema@.pack_shipment(bigint, int, int, int, int, int),
+    @extschema@.label_shipment(bigint, text, text, text, text),
+    @extschema@.dispatch_shipment(bigint),
+    @extschema@.cancel_shipment(bigint, text),
+    @extschema@.record_tracking_event(text, text, text, timestamptz, text)
+TO order_mgmt_operator;
+-- (operator first: the ACLs then read as a fresh install's)
+GRANT SELECT ON @extschema@.tracking_events, @extschema@.allocated_units,
+                @extschema@.order_overview, @extschema@.orders_at_risk
+    TO order_mgmt_operator;
+GRANT SELECT ON @extschema@.order_overview, @extschema@.orders_at_risk TO order_mgmt_reader;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.estimate_order_window(@extschema@.orders, @extschema@.order_lines[])
+    TO order_mgmt_reader, order_mgmt_operator;
