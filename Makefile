@@ -7,7 +7,9 @@ OBJS = \
 	src/calendar.o \
 	src/reference.o \
 	src/promise.o \
-	src/order_promise.o
+	src/order_promise.o \
+	src/stream.o \
+	src/relay.o
 
 EXTENSION = order_mgmt
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" order_mgmt.control)
@@ -16,7 +18,7 @@ PGFILEDESC = "order_mgmt - order management workflow"
 # The current schema, one file per concern, in dependency order; make joins
 # them into the full install script of default_version.  The released
 # scripts (order_mgmt--0.1.0.sql and the upgrades) are frozen files.
-SCHEMA = tables lifecycle events stock payments placement promise privileges
+SCHEMA = tables lifecycle events stock payments placement promise stream privileges
 SCHEMA_SOURCES = $(patsubst %,sql/schema/%.sql,$(SCHEMA))
 OM_INSTALL_SCRIPT = build/order_mgmt--$(EXTVERSION).sql
 DATA_built = $(OM_INSTALL_SCRIPT)
@@ -28,7 +30,7 @@ REGRESS = lifecycle place_order set_status events placement promise
 REGRESS_OPTS = --load-extension=order_mgmt
 
 # isolation specs live in test/isolation/{specs,expected}
-ISOLATION = notify
+ISOLATION = notify stream
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=order_mgmt
 
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

@@ -6,7 +6,9 @@
 #define ORDER_MGMT_H
 
 #include "postgres.h"
+#include "lib/stringinfo.h"
 #include "utils/date.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 
@@ -21,14 +23,18 @@
 #define ERRCODE_OM_NO_WORKING_DAY		MAKE_SQLSTATE('O','M','0','2','0')
 #define ERRCODE_OM_NO_SERVICE_MEETS		MAKE_SQLSTATE('O','M','0','2','1')
 #define ERRCODE_OM_INCOMPLETE_SETUP		MAKE_SQLSTATE('O','M','0','2','2')
+/* event stream (issue 12): OM030 upwards */
+#define ERRCODE_OM_NOT_DELIVERABLE		MAKE_SQLSTATE('O','M','0','3','0')
 
 #define OM_SCHEMA "order_mgmt"
+#define OM_CHANNEL "order_mgmt_events"	/* NOTIFY channel of the events */
 
 /* order_mgmt.notify_mode */
 typedef enum OmNotifyMode
 {
 	OM_NOTIFY_OFF,
-	OM_NOTIFY_COMMIT
+	OM_NOTIFY_COMMIT,
+	OM_NOTIFY_RELAY				/* relay.c: a background worker notifies */
 } OmNotifyMode;
 
 /* GUCs (order_mgmt.c) */
@@ -52,6 +58,18 @@ typedef struct OmEvent
 
 /* events.c */
 extern int64 EmitEvent(const OmEvent *ev);
+extern void OmAppendNotifyPayload(StringInfo buf, const char *event_id, int64 seq,
+								  int64 order_id, const char *event_type,
+								  const char *from_status, const char *to_status);
+
+/* stream.c: purge_events is the only way rows leave the event log */
+struct TriggerData;
+extern bool OmPurgeAllowsDelete(struct TriggerData *trigdata);
+
+/* relay.c: notify_mode = relay (a background worker sends the NOTIFYs) */
+extern void OmRelayInit(void);
+extern bool OmCheckNotifyMode(int *newval, void **extra, GucSource source);
+extern void OmRelayEventWritten(void);
 
 /* order_mgmt.c: run catalog work as the owner of an extension table */
 typedef struct OmSavedUser

@@ -31,6 +31,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_holds', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_holds_hold_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments_payment_id_seq', '');
+-- the event stream (stream.sql)
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.consumers', '');
 
 ------------------------------------------------------------------------
 -- Roles (cluster-wide; they stay when the extension is dropped)
@@ -78,3 +80,12 @@ TO order_mgmt_operator;
 -- the at-risk view calls the estimator with the reader's rights
 GRANT EXECUTE ON FUNCTION @extschema@.estimate_order_delivery(bigint) TO order_mgmt_reader;
 GRANT SELECT ON @extschema@.orders_at_risk TO order_mgmt_reader;
+-- The event stream (stream.sql): operators consume (register, fetch,
+-- acknowledge); retention (purge_events, drop_consumer) is left to the DBA;
+-- readers watch the lag.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.register_consumer(text, boolean),
+    @extschema@.fetch_events(text, int),
+    @extschema@.ack_events(text, xid8, bigint)
+TO order_mgmt_operator;
+GRANT SELECT ON @extschema@.consumer_lag TO order_mgmt_reader;
