@@ -415,25 +415,78 @@ RelayAttach(int slotno)
 	before_shmem_exit(RelayDetach, Int32GetDatum(slotno));
 }
 
-/* Run a statement through SPI; elog on anything but the expected result. */
-static void
-RelaySpi(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+/*
+ * The worker's statements, prepared on first use and kept for its life: a
+ * round runs five of them, and at one writer a round is one event, so
+ * parsing and planning them each time would cost more than the writer's
+ * own transaction.  (A kept plan is re-planned by name after DDL, e.g. when
+ * the extension is dropped and created again.)
+ */
+typedef struct RelayStmt
 {
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	const char *sql;
+	int			nargs;
+	Oid			types[3];
+	SPIPlanPtr	plan;
+} RelayStmt;
 
-	if (rc != expected)
-		elog(ERROR, "order_mgmt relay: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
+static RelayStmt stmt_ready = {
+	"SELECT pg_catalog.to_regprocedure('" OM_SCHEMA ".fetch_events(text,integer)') IS NOT NULL", 0};
+/* first run: start after the events already in the log */
+static RelayStmt stmt_register = {
+	"SELECT " OM_SCHEMA ".register_consumer($1, true)", 1, {TEXTOID}};
+static RelayStmt stmt_fetch = {
+	"SELECT tx, seq, event_id::text, order_id, event_type, from_status, to_status"
+	" FROM " OM_SCHEMA ".fetch_events($1, $2)", 2, {TEXTOID, INT4OID}};
+static RelayStmt stmt_ack = {
+	"SELECT " OM_SCHEMA ".ack_events($1, $2, $3)", 3, {TEXTOID, XID8OID, INT8OID}};
+/* anything after the cursor, held back?  (one index probe, not a scan) */
+static RelayStmt stmt_pending = {
+	"SELECT EXISTS (SELECT FROM " OM_SCHEMA ".consumers c CROSS JOIN LATERAL"
+	" (SELECT FROM " OM_SCHEMA ".events e WHERE (e.tx, e.seq) > (c.acked_tx, c.acked_seq)"
+	"  ORDER BY e.tx, e.seq LIMIT 1) AS next WHERE c.consumer = $1)", 1, {TEXTOID}};
+
+/* Run a statement through SPI; elog on anything but a SELECT result. */
+static void
+RelayExec(RelayStmt *stmt, Datum *values)
+{
+	int			rc;
+
+	if (stmt->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->types);
+
+		if (plan == NULL)
+			elog(ERROR, "order_mgmt relay: cannot prepare \"%s\": %s",
+				 stmt->sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "order_mgmt relay: cannot keep the plan of \"%s\"", stmt->sql);
+		stmt->plan = plan;
+	}
+	rc = SPI_execute_plan(stmt->plan, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "order_mgmt relay: \"%s\" failed: %s", stmt->sql, SPI_result_code_string(rc));
+}
+
+/* The boolean first column of the single row the last statement returned. */
+static bool
+RelayBoolResult(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_processed != 1)
+		elog(ERROR, "order_mgmt relay: expected one row, got " UINT64_FORMAT, SPI_processed);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && DatumGetBool(d);
 }
 
 /* Is order_mgmt 0.4.0 or later (with the consumer API) installed here? */
 static bool
 RelayReady(void)
 {
-	bool		isnull;
-
-	RelaySpi("SELECT pg_catalog.to_regprocedure('" OM_SCHEMA ".fetch_events(text,integer)') IS NOT NULL",
-			 0, NULL, NULL, SPI_OK_SELECT);
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	RelayExec(&stmt_ready, NULL);
+	return RelayBoolResult();
 }
 
 /* Queue one NOTIFY per fetched row, with the payload commit mode sends. */
@@ -469,35 +522,28 @@ QueueNotifies(SPITupleTable *tt, uint64 n, MemoryContext cxt)
 static RelayOutcome
 RelayAnnounce(MemoryContext cxt)
 {
-	Oid			types[3] = {TEXTOID, INT4OID, INT8OID};
 	Datum		args[3];
 	bool		isnull;
 	uint64		n;
 
 	args[0] = CStringGetTextDatum(RELAY_CONSUMER);
 	args[1] = Int32GetDatum(relay_batch_size);
-	/* first run: start after the events already in the log */
-	RelaySpi("SELECT " OM_SCHEMA ".register_consumer($1, true)", 1, types, args, SPI_OK_SELECT);
-	RelaySpi("SELECT tx, seq, event_id::text, order_id, event_type, from_status, to_status"
-			 " FROM " OM_SCHEMA ".fetch_events($1, $2)", 2, types, args, SPI_OK_SELECT);
+	RelayExec(&stmt_register, args);
+	RelayExec(&stmt_fetch, args);
 	n = SPI_processed;
 	if (n > 0)
 	{
 		HeapTuple	last = SPI_tuptable->vals[n - 1];
-		Oid			ack_types[3] = {TEXTOID, XID8OID, INT8OID};
 
 		QueueNotifies(SPI_tuptable, n, cxt);
 		args[1] = SPI_getbinval(last, SPI_tuptable->tupdesc, 1, &isnull);	/* by value */
 		args[2] = SPI_getbinval(last, SPI_tuptable->tupdesc, 2, &isnull);
-		RelaySpi("SELECT " OM_SCHEMA ".ack_events($1, $2, $3)", 3, ack_types, args, SPI_OK_SELECT);
+		RelayExec(&stmt_ack, args);
 	}
 	if (n == (uint64) relay_batch_size)
 		return RELAY_FULL;
-	RelaySpi("SELECT EXISTS (SELECT 1 FROM " OM_SCHEMA ".events e, " OM_SCHEMA ".consumers c"
-			 " WHERE c.consumer = $1 AND (e.tx, e.seq) > (c.acked_tx, c.acked_seq))",
-			 1, types, args, SPI_OK_SELECT);
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull))
-		? RELAY_PENDING : RELAY_IDLE;
+	RelayExec(&stmt_pending, args);
+	return RelayBoolResult() ? RELAY_PENDING : RELAY_IDLE;
 }
 
 /* One round in its own transaction; its NOTIFYs go out at its commit. */
