@@ -65,7 +65,7 @@ run() {  # mode clients
     echo "${1}_c$2 ${tps:-0}" >>"$OUT/tps"
 }
 
-echo "== throughput: RUNS=$RUNS SECS=$SECS clients $CLIENTS, $(nproc) cores, $(date -u '+%F %H:%M') UTC"
+echo "== throughput: RUNS=$RUNS SECS=$SECS clients $CLIENTS, $(nproc) cores, $(date -u '+%F %H:%M') UTC, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for c in $CLIENTS; do
     for i in $(seq "$RUNS"); do
         for mode in off commit relay; do
@@ -79,7 +79,7 @@ for c in $CLIENTS; do
     specs+=("relay_c$c:off_c$c:>=0.9" "commit_c$c:off_c$c:info")
 done
 /usr/bin/python3 "$ROOT/bench/stats.py" "${specs[@]}" <"$OUT/tps"
-echo "(throughput runs ended $END UTC)"
+echo "(throughput runs ended $END UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
 psql -qX -d om_bench_relay -c "SELECT consumer, events_behind FROM order_mgmt.consumer_lag"
 
 echo "== latency commit -> listener: $PROBES probes, one every 20 ms"

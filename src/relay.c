@@ -20,9 +20,10 @@
  * How it wakes: a writer that wrote events in relay mode sets the worker's
  * latch from its commit callback (shared memory holds the latch of the
  * worker of each database), and COMMIT PREPARED does the same.  It also
- * polls: every RELAY_PENDING_MS while events it has not announced are in the
- * log (held back by an older running transaction, which may write no event
- * and so wake nobody when it ends), else every order_mgmt.relay_naptime.
+ * polls: while events it has not announced are in the log (held back by an
+ * older running transaction, which may write no event and so wake nobody
+ * when it ends) every RELAY_PENDING_MS, doubling up to RELAY_PENDING_MAX_MS
+ * while nothing can be announced; else every order_mgmt.relay_naptime.
  */
 #include "postgres.h"
 
@@ -57,7 +58,8 @@
 
 #define RELAY_MAX_DATABASES 16
 #define RELAY_CONSUMER "order_mgmt.relay"
-#define RELAY_PENDING_MS 10		/* poll while unannounced events wait */
+#define RELAY_PENDING_MS 10		/* poll while unannounced events wait, */
+#define RELAY_PENDING_MAX_MS 160	/* backing off while nothing moves */
 #define RELAY_RESTART_SECS 10	/* after an error ends the worker */
 
 /* The worker of one served database, for writers to wake. */
@@ -520,7 +522,7 @@ QueueNotifies(SPITupleTable *tt, uint64 n, MemoryContext cxt)
  * transaction commits) and acknowledge the last one.
  */
 static RelayOutcome
-RelayAnnounce(MemoryContext cxt)
+RelayAnnounce(MemoryContext cxt, uint64 *announced)
 {
 	Datum		args[3];
 	bool		isnull;
@@ -531,6 +533,7 @@ RelayAnnounce(MemoryContext cxt)
 	RelayExec(&stmt_register, args);
 	RelayExec(&stmt_fetch, args);
 	n = SPI_processed;
+	*announced = n;
 	if (n > 0)
 	{
 		HeapTuple	last = SPI_tuptable->vals[n - 1];
@@ -548,16 +551,17 @@ RelayAnnounce(MemoryContext cxt)
 
 /* One round in its own transaction; its NOTIFYs go out at its commit. */
 static RelayOutcome
-RelayRound(MemoryContext cxt)
+RelayRound(MemoryContext cxt, uint64 *announced)
 {
 	RelayOutcome outcome;
 
+	*announced = 0;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "order_mgmt relay: announcing events");
-	outcome = RelayReady() ? RelayAnnounce(cxt) : RELAY_NOT_INSTALLED;
+	outcome = RelayReady() ? RelayAnnounce(cxt, announced) : RELAY_NOT_INSTALLED;
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -598,6 +602,7 @@ order_mgmt_relay_main(Datum main_arg)
 	char		dbname[NAMEDATALEN];
 	MemoryContext round_cxt;
 	bool		missing = false;
+	long		pending_wait = RELAY_PENDING_MS;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -622,6 +627,8 @@ order_mgmt_relay_main(Datum main_arg)
 	for (;;)
 	{
 		RelayOutcome outcome;
+		uint64		announced = 0;
+		long		wait;
 
 		ResetLatch(MyLatch);	/* before the round: a commit after it wakes us */
 		CHECK_FOR_INTERRUPTS();
@@ -631,13 +638,18 @@ order_mgmt_relay_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		/* cannot happen (started after recovery), but never write on a standby */
-		outcome = RecoveryInProgress() ? RELAY_IDLE : RelayRound(round_cxt);
+		outcome = RecoveryInProgress() ? RELAY_IDLE : RelayRound(round_cxt, &announced);
 		MemoryContextReset(round_cxt);
 		ReportReadiness(outcome, dbname, &missing);
 		if (outcome == RELAY_FULL)
 			continue;
+		/* held back: look soon, less often while nothing moves */
+		if (outcome != RELAY_PENDING || announced > 0)
+			pending_wait = RELAY_PENDING_MS;
+		wait = outcome == RELAY_PENDING ? Min(pending_wait, relay_naptime) : relay_naptime;
+		if (outcome == RELAY_PENDING && announced == 0)
+			pending_wait = Min(pending_wait * 2, RELAY_PENDING_MAX_MS);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 outcome == RELAY_PENDING ? RELAY_PENDING_MS : relay_naptime,
-						 PG_WAIT_EXTENSION);
+						 wait, PG_WAIT_EXTENSION);
 	}
 }
