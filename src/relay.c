@@ -52,6 +52,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "order_mgmt.h"
@@ -88,6 +89,7 @@ static bool relay_preloaded = false;
 static char *relay_databases = NULL;
 static int	relay_batch_size = 1000;
 static int	relay_naptime = 1000;	/* ms */
+static int	relay_interval = 5;		/* ms */
 static RelayShared *relay_shared = NULL;
 static bool xact_wrote_events = false;
 static int	database_served = -1;	/* this backend: -1 not checked yet */
@@ -371,6 +373,11 @@ OmRelayInit(void)
 							"Most events the relay worker announces in one transaction.",
 							NULL, &relay_batch_size, 1000, 1, 10000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("order_mgmt.relay_interval",
+							"Shortest time from one round of the relay worker to the next.",
+							"Under load the commits of this interval are announced together.",
+							&relay_interval, 5, 0, 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("order_mgmt.relay_naptime",
 							"How often the relay worker looks for events when nobody woke it.",
 							NULL, &relay_naptime, 1000, 10, 3600 * 1000,
@@ -590,6 +597,23 @@ ReportReadiness(RelayOutcome outcome, const char *dbname, bool *missing)
 }
 
 /*
+ * Under load every commit wakes the worker, and a round per commit would
+ * cost more CPU than announcing its events: a round starts at most once per
+ * relay_interval, so the commits of the pause go out together.  On a quiet
+ * server the interval has long passed when a commit wakes the worker.
+ */
+static void
+PaceRounds(TimestampTz last_start)
+{
+	TimestampTz next = TimestampTzPlusMilliseconds(last_start, relay_interval);
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (relay_interval > 0 && now < next)
+		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 TimestampDifferenceMilliseconds(now, next), PG_WAIT_EXTENSION);
+}
+
+/*
  * Main loop of a relay worker.  SIGTERM ends it (die: at the next interrupt
  * check, also inside a query); SIGHUP rereads the configuration between
  * rounds.  An ERROR ends it too, and the postmaster starts it again after
@@ -603,6 +627,7 @@ order_mgmt_relay_main(Datum main_arg)
 	MemoryContext round_cxt;
 	bool		missing = false;
 	long		pending_wait = RELAY_PENDING_MS;
+	TimestampTz last_start = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -630,6 +655,7 @@ order_mgmt_relay_main(Datum main_arg)
 		uint64		announced = 0;
 		long		wait;
 
+		PaceRounds(last_start);
 		ResetLatch(MyLatch);	/* before the round: a commit after it wakes us */
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -637,6 +663,7 @@ order_mgmt_relay_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		last_start = GetCurrentTimestamp();
 		/* cannot happen (started after recovery), but never write on a standby */
 		outcome = RecoveryInProgress() ? RELAY_IDLE : RelayRound(round_cxt, &announced);
 		MemoryContextReset(round_cxt);

@@ -144,6 +144,7 @@ def durable_listener_scenario(tap, db, mode, workdir, secs=6, rate=500):
         env=db.env(PGOPTIONS=f"-c order_mgmt.notify_mode={mode}"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(secs / 3)
+    wait_for(lambda: len(read_lines(out)) > 0, limit=30)
     processed_before_kill = len(read_lines(out))
     first.send_signal(signal.SIGKILL)
     first.wait()
