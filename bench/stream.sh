@@ -34,7 +34,7 @@ LISTENERS=()
 cleanup() {
     for p in "${LISTENERS[@]}"; do kill "$p" 2>/dev/null; done
     relay_cluster_stop "$DIR"
-    rm -rf "$OUT"
+    rm -rf "$OUT" "$DIR"
 }
 trap cleanup EXIT
 

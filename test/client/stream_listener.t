@@ -6,6 +6,7 @@ every event once it is accepted, with the event_id as Idempotency-Key.
 Prints TAP."""
 import http.server
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -60,4 +61,8 @@ tap.ok(done, "the webhook forwarder drained its cursor")
 tap.ok(received == last40, "the endpoint received each new event once, in order, keyed by event_id "
                            f"(after one refused request; {len(received)} accepted)")
 tap.ok(Hook.calls == len(received) + 1, "the refused event was sent again, not acknowledged")
+if tap.failed == 0:
+    shutil.rmtree(work, ignore_errors=True)
+else:
+    tap.diag(f"kept {work} for inspection")
 tap.done()
