@@ -37,7 +37,7 @@ SELECT order_mgmt.emit_event(:o1, 'order', :o1, 'order.' || repeat('x', 80));
 SELECT order_mgmt.emit_event(:o1, 'order', :o1, 'order.x', repeat('s', 64));
 SELECT order_mgmt.emit_event(:o1, 'order', :o1, 'order.x; DROP TABLE');
 
--- notify_mode accepts commit and off only
+-- notify_mode accepts commit, relay (when preloaded: see test/pgtap/stream.sql) and off only
 SET order_mgmt.notify_mode = 'sometimes';
 SET order_mgmt.notify_mode = 'off';
 SHOW order_mgmt.notify_mode;

@@ -1,7 +1,8 @@
 /*
  * events.c
  *		The append-only event log: one row per step of an order, plus its
- *		NOTIFY on channel order_mgmt_events (queued now, sent at commit).
+ *		NOTIFY on channel order_mgmt_events (queued now, sent at commit; or,
+ *		in notify_mode = relay, sent by the relay worker, relay.c).
  */
 #include "postgres.h"
 
@@ -22,8 +23,6 @@
 #include "utils/uuid.h"
 
 #include "order_mgmt.h"
-
-#define OM_CHANNEL "order_mgmt_events"
 
 /*
  * The columns an event supplies, by name; every other column of the table
@@ -202,24 +201,35 @@ AppendJsonField(StringInfo buf, const char *key, const char *value)
 }
 
 /*
- * Queue the compact NOTIFY payload.  Every field is bounded (statuses are
- * shorter than 64 bytes, event types are checked below), so the payload
- * stays far below the 8000-byte limit of NOTIFY.
+ * The compact NOTIFY payload of an event, shared by the writer (commit mode)
+ * and the relay worker (relay mode) so both send exactly the same text.
+ * Every field is bounded (statuses are shorter than 64 bytes, event types are
+ * checked below), so the payload stays far below the 8000-byte limit of
+ * NOTIFY.
  */
+void
+OmAppendNotifyPayload(StringInfo buf, const char *event_id, int64 seq, int64 order_id,
+					  const char *event_type, const char *from_status, const char *to_status)
+{
+	appendStringInfoString(buf, "{\"event_id\":");
+	escape_json(buf, event_id);
+	appendStringInfo(buf, ",\"seq\":" INT64_FORMAT ",\"order_id\":" INT64_FORMAT,
+					 seq, order_id);
+	AppendJsonField(buf, "event_type", event_type);
+	AppendJsonField(buf, "from", from_status);
+	AppendJsonField(buf, "to", to_status);
+	appendStringInfoChar(buf, '}');
+}
+
+/* Queue the NOTIFY of an event written by this transaction (commit mode). */
 static void
 QueueNotify(const OmEvent *ev, int64 seq, const char *event_id)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"event_id\":");
-	escape_json(&buf, event_id);
-	appendStringInfo(&buf, ",\"seq\":" INT64_FORMAT ",\"order_id\":" INT64_FORMAT,
-					 seq, ev->order_id);
-	AppendJsonField(&buf, "event_type", ev->event_type);
-	AppendJsonField(&buf, "from", ev->from_status);
-	AppendJsonField(&buf, "to", ev->to_status);
-	appendStringInfoChar(&buf, '}');
+	OmAppendNotifyPayload(&buf, event_id, seq, ev->order_id, ev->event_type,
+						  ev->from_status, ev->to_status);
 	Async_Notify(OM_CHANNEL, buf.data);
 	pfree(buf.data);
 }
@@ -273,6 +283,8 @@ EmitEvent(const OmEvent *ev)
 
 	if (om_notify_mode == OM_NOTIFY_COMMIT)
 		QueueNotify(ev, seq, event_id);
+	else if (om_notify_mode == OM_NOTIFY_RELAY)
+		OmRelayEventWritten();	/* no NOTIFY here: wake the relay at commit */
 	pfree(event_id);
 	return seq;
 }
@@ -330,7 +342,11 @@ emit_event(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(EmitEvent(&ev));
 }
 
-/* BEFORE UPDATE/DELETE/TRUNCATE on events: the log is append-only. */
+/*
+ * BEFORE UPDATE/DELETE/TRUNCATE on events: the log is append-only.  The one
+ * exception is a row that purge_events, running in this backend, is
+ * deleting (stream.c decides).
+ */
 PG_FUNCTION_INFO_V1(events_append_only);
 Datum
 events_append_only(PG_FUNCTION_ARGS)
@@ -339,6 +355,8 @@ events_append_only(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "events_append_only: not called by trigger manager");
+	if (OmPurgeAllowsDelete(trigdata))
+		return PointerGetDatum(trigdata->tg_trigtuple);
 	ereport(ERROR,
 			(errcode(ERRCODE_OM_APPEND_ONLY),
 			 errmsg("the event log %s.events is append-only", OM_SCHEMA),

@@ -32,6 +32,7 @@ int			om_notify_mode = OM_NOTIFY_COMMIT;
 
 static const struct config_enum_entry notify_mode_options[] = {
 	{"commit", OM_NOTIFY_COMMIT, false},
+	{"relay", OM_NOTIFY_RELAY, false},
 	{"off", OM_NOTIFY_OFF, false},
 	{NULL, 0, false}
 };
@@ -42,6 +43,8 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	/* first: relay.c's settings, which the notify_mode check reads */
+	OmRelayInit();
 	DefineCustomStringVariable("order_mgmt.actor",
 							   "Who is acting, recorded on each event (default: session_user).",
 							   "A claim made by the application; events also record db_role.",
@@ -57,9 +60,9 @@ _PG_init(void)
 							 &om_automated, false,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("order_mgmt.notify_mode",
-							 "How events are announced on channel order_mgmt_events: commit or off.",
+							 "How events are announced on channel order_mgmt_events: commit, relay or off.",
 							 NULL, &om_notify_mode, OM_NOTIFY_COMMIT, notify_mode_options,
-							 PGC_USERSET, 0, NULL, NULL, NULL);
+							 PGC_USERSET, 0, OmCheckNotifyMode, NULL, NULL);
 	MarkGUCPrefixReserved("order_mgmt");
 	OmCacheInit();
 }

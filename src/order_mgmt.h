@@ -8,6 +8,8 @@
 #include "postgres.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 
@@ -25,14 +27,17 @@
 #define ERRCODE_OM_INCOMPLETE_SETUP		MAKE_SQLSTATE('O','M','0','2','2')
 /* 0.5.0, fulfilment (docs/fulfilment.md): OM030 is raised in C, OM031/OM032 in SQL */
 #define ERRCODE_OM_LINES_DISAGREE		MAKE_SQLSTATE('O','M','0','3','0')
+/* 0.6.0, the event stream: OM040 (ack_events) is raised in SQL */
 
 #define OM_SCHEMA "order_mgmt"
+#define OM_CHANNEL "order_mgmt_events"	/* NOTIFY channel of the events */
 
 /* order_mgmt.notify_mode */
 typedef enum OmNotifyMode
 {
 	OM_NOTIFY_OFF,
-	OM_NOTIFY_COMMIT
+	OM_NOTIFY_COMMIT,
+	OM_NOTIFY_RELAY				/* relay.c: a background worker notifies */
 } OmNotifyMode;
 
 /* GUCs (order_mgmt.c) */
@@ -109,6 +114,18 @@ typedef struct OmEvent
 
 /* events.c */
 extern int64 EmitEvent(const OmEvent *ev);
+extern void OmAppendNotifyPayload(StringInfo buf, const char *event_id, int64 seq,
+								  int64 order_id, const char *event_type,
+								  const char *from_status, const char *to_status);
+
+/* stream.c: purge_events is the only way rows leave the event log */
+struct TriggerData;
+extern bool OmPurgeAllowsDelete(struct TriggerData *trigdata);
+
+/* relay.c: notify_mode = relay (a background worker sends the NOTIFYs) */
+extern void OmRelayInit(void);
+extern bool OmCheckNotifyMode(int *newval, void **extra, GucSource source);
+extern void OmRelayEventWritten(void);
 
 /* lifecycle.c: the graphs and what each status means (statuses.class) */
 extern const char *OmStatusClass(const char *entity, const char *status);

@@ -36,6 +36,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments_payment_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events_tracking_event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.consumers', '');
 
 ------------------------------------------------------------------------
 -- Roles (cluster-wide; they stay when the extension is dropped)
@@ -99,3 +100,12 @@ GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.curr
 GRANT SELECT ON @extschema@.orders_at_risk TO order_mgmt_reader;
 -- where is my order (0.5.0); it calls estimate_order_window and status_class
 GRANT SELECT ON @extschema@.order_overview TO order_mgmt_reader;
+-- The event stream (0.6.0, stream.sql): operators consume (register, fetch,
+-- acknowledge) and read the cursors; retention (purge_events,
+-- drop_consumer) is left to the DBA; readers watch the lag, not the events.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.register_consumer(text, boolean),
+    @extschema@.fetch_events(text, int),
+    @extschema@.ack_events(text, xid8, bigint)
+TO order_mgmt_operator;
+GRANT SELECT ON @extschema@.consumer_lag TO order_mgmt_reader;

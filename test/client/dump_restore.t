@@ -35,6 +35,11 @@ new=$(q -d om_restore -c "SELECT order_mgmt.place_order('W-C1', '[{\"sku\": \"W-
 max=$(q -d om_dump -c "SELECT max(order_id) FROM order_mgmt.orders")
 [ -n "$new" ] && [ "$new" -gt "$max" ]
 tap $? "the restored database places new orders after the old ids ($new > $max)"
+# a consumer resumes where it stopped: the same next events, by event_id
+next="SELECT string_agg(event_id::text, ',' ORDER BY tx, seq) FROM order_mgmt.fetch_events('D6-audit', 50)"
+want=$(q -d om_dump -c "$next")
+[ -n "$want" ] && [ "$(q -d om_restore -c "$next")" = "$want" ]
+tap $? "a restored consumer resumes at its cursor (the same next events)"
 q -d om_restore -c "UPDATE order_mgmt.orders SET status = 'delivered' WHERE external_ref = 'W-5'" 2>/dev/null
 [ $? -ne 0 ]
 tap $? "the lifecycle trigger is active after the restore"

@@ -138,6 +138,7 @@ JSONS = ['[{"sku": "A-1", "qty": 1}]', '[{"sku": "B-2", "qty": 3}, {"sku": "A-1"
 MALFORMED_JSON = ['{', '[{"sku": }', '{"a": 1,}', "'", ""]
 BOOLS = ["true", "false"]
 INTERVALS = ["1 day", "-1 day", "1000000 years"]
+XIDS = ["0", "1", "3", "4294967295", "4294967296", "18446744073709551615", "-1", "x"]
 TIMES = ["14:00", "00:00", "24:00"]
 WRONG = ["'x'::text", "1::integer", "1.5::numeric", "'{}'::jsonb", "true", "now()", "'1 day'::interval"]
 
@@ -190,6 +191,10 @@ def value(typ):
         return pg_literal(rng.choice(STAMPS + ["not a time"])) + "::timestamptz"
     if typ == "boolean":
         return rng.choice(BOOLS)
+    if typ == "xid8":
+        if rng.random() < 0.5:    # the position of a real event, or any transaction id
+            return "(SELECT tx FROM order_mgmt.events ORDER BY tx, seq LIMIT 1 OFFSET %d)" % rng.randint(0, 30)
+        return pg_literal(rng.choice(XIDS)) + "::xid8"
     if typ == "interval":
         return pg_literal(rng.choice(INTERVALS)) + "::interval"
     if typ.startswith("time"):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Hot standby: a streaming replica made with pg_basebackup from the test
 # cluster serves every order_mgmt view, estimate_delivery and
-# estimate_order_delivery read-only with the primary's answers; every API
+# estimate_order_delivery read-only with the primary's answers (and
+# fetch_events of a consumer registered there); every API
 # function that writes fails there with SQLSTATE 25006 (read-only
 # transaction), in one session that stays usable, and no backend is
 # terminated by a signal.  Each write call is first shown to succeed on the
@@ -56,8 +57,10 @@ SELECT start_picking(shipment_id) FROM shipments WHERE order_id >= 6;
 SELECT pack_shipment(shipment_id, 500, 300, 200, 100) FROM shipments WHERE order_id >= 7;
 SELECT label_shipment(shipment_id, 'DHL', 'STD', 'SB-T' || order_id) FROM shipments WHERE order_id >= 8;
 SELECT dispatch_shipment(shipment_id) FROM shipments WHERE order_id = 9;
+-- a consumer of the event stream with its cursor at the start
+SELECT register_consumer('SB-C');
 SQL
-tap $? "primary: orders placed, confirmed, held, paid, one at risk, shipments at every step"
+tap $? "primary: orders placed, confirmed, held, paid, one at risk, shipments at every step, a consumer"
 
 # --- the standby
 as_pg "$BIN/pg_basebackup -D $SDATA -X stream -c fast -R" >"$TMP/basebackup.log" 2>&1
@@ -87,8 +90,10 @@ tap $? "the standby is in recovery and has replayed the primary's WAL"
 # --- read-only work: the same answers as on the primary
 VIEWS=$(p -c "SELECT string_agg(format('%I.%I', schemaname, viewname), ' ' ORDER BY viewname)
                 FROM pg_views WHERE schemaname = 'order_mgmt'")
+# (consumer_lag's oldest_unacked_age is measured with the reading server's clock)
+row="(to_jsonb(t) - 'oldest_unacked_age')::text"
 for v in $VIEWS; do
-    q="SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM $v t"
+    q="SELECT count(*) || ' ' || coalesce(md5(string_agg($row, ',' ORDER BY $row)), '') FROM $v t"
     want=$(p -c "$q" 2>&1)
     got=$(s -c "$q" 2>&1)
     [ "$got" = "$want" ]
@@ -104,6 +109,12 @@ for q in "SELECT e::text FROM order_mgmt.estimate_delivery('BER', 'STD', 'AT', '
     [ -n "$got" ] && [ "$got" = "$want" ]
     tap $? "standby: ${q#SELECT } = $got"
 done
+# fetching only reads (the consumer exists): a peek at the primary's events
+q="SELECT count(*) || ' ' || md5(string_agg(event_id::text, ',' ORDER BY tx, seq)) FROM order_mgmt.fetch_events('SB-C', 1000)"
+want=$(p -c "$q" 2>&1)
+got=$(s -c "$q" 2>&1)
+[ "${want%% *}" -gt 0 ] && [ "$got" = "$want" ]
+tap $? "standby: fetch_events of a consumer registered on the primary reads its events (${got%% *})"
 
 # --- every API function that writes: valid on the primary, 25006 on the standby
 CALLS=(
@@ -126,6 +137,10 @@ CALLS=(
     "dispatch_shipment|SELECT order_mgmt.dispatch_shipment((SELECT shipment_id FROM order_mgmt.shipments WHERE order_id = 8))"
     "cancel_shipment|SELECT order_mgmt.cancel_shipment((SELECT shipment_id FROM order_mgmt.shipments WHERE order_id = 5), 'x')"
     "record_tracking_event|SELECT order_mgmt.record_tracking_event('SB-T9', 'sb-ev-1', 'in_transit', now())"
+    "register_consumer|SELECT order_mgmt.register_consumer('SB-NEW')"
+    # (the first fetch of a new consumer registers it)
+    "fetch_events|SELECT count(*) FROM order_mgmt.fetch_events('SB-NEW', 10)"
+    "ack_events|SELECT order_mgmt.ack_events('SB-C', tx, seq) FROM order_mgmt.events ORDER BY tx, seq LIMIT 1"
     "set_status|SELECT order_mgmt.set_status('order', 1, 'cancelled')"
     "UPDATE|UPDATE order_mgmt.orders SET status = 'cancelled' WHERE order_id = 1"
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Upgrades: for every released version V older than default_version,
-# install V, add data (test/fixtures/workload.sql, plus data-V.sql when
-# present), ALTER EXTENSION UPDATE; the data must be intact and the schema
+# install V, add data (test/fixtures/workload.sql, then every data-W.sql
+# with W <= V, oldest first: each builds on the ones before), ALTER
+# EXTENSION UPDATE; the data must be intact and the schema
 # must equal a fresh install of default_version.  Prints TAP.
 set -u
 cd "$(dirname "$0")/../.."
@@ -15,6 +16,12 @@ n=0
 tap() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 q() { PGOPTIONS="-c client_min_messages=warning" psql -qXAt -v ON_ERROR_STOP=1 "$@"; }
 TMP=$(mktemp -d)
+# the data files of the versions up to $1, oldest first
+data_upto() {
+    ls $FIX/data-*.sql | sed -E 's/.*data-([0-9.]+)\.sql$/\1/' | sort -V | while read -r w; do
+        [ "$(printf '%s\n%s\n' "$w" "$1" | sort -V | tail -1)" = "$1" ] && echo "$FIX/data-$w.sql"
+    done
+}
 
 q -d postgres -c "DROP DATABASE IF EXISTS om_fresh" -c "CREATE DATABASE om_fresh"
 q -d om_fresh -c "CREATE EXTENSION order_mgmt"
@@ -28,8 +35,9 @@ for v in $older; do
     q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
     q -d "$db" -c "CREATE EXTENSION order_mgmt VERSION '$v'" >/dev/null
     tap $? "install $v"
-    { q -d "$db" -f $FIX/workload.sql && { [ ! -f $FIX/data-$v.sql ] || q -d "$db" -f $FIX/data-$v.sql; }; } >/dev/null
-    tap $? "add data at $v"
+    files="$FIX/workload.sql $(data_upto "$v")"
+    ( set -e; for f in $files; do q -d "$db" -f "$f"; done ) >/dev/null
+    tap $? "add data at $v: $(echo ${files//$FIX\//})"
     q -d "$db" -f $FIX/digest.sql && q -d "$db" -c "SELECT * FROM public.om_digest()" >"$TMP/before"
     q -d "$db" -c "ALTER EXTENSION order_mgmt UPDATE" >/dev/null
     tap $? "ALTER EXTENSION order_mgmt UPDATE from $v"

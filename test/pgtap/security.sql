@@ -1,11 +1,12 @@
 -- Least privilege, role by role (issue 14): a role with no grant sees
--- nothing; order_mgmt_reader reads the views and nothing else;
--- order_mgmt_operator calls the API and cannot write a table, edit the
--- graph or disable a trigger; every SECURITY DEFINER function pins
+-- nothing; order_mgmt_reader reads the views and nothing else (of the event
+-- stream: the lag, never an event); order_mgmt_operator calls the API
+-- (also fetch and ack) and cannot write a table, edit the graph, disable a
+-- trigger, drop a consumer or purge events; every SECURITY DEFINER function pins
 -- search_path, and functions or operators a caller puts first on its
 -- search_path are never called by the API.
 BEGIN;
-SELECT plan(23);
+SELECT plan(33);
 
 CREATE ROLE sec_nobody NOLOGIN;
 CREATE ROLE sec_reader NOLOGIN IN ROLE order_mgmt_reader;
@@ -36,6 +37,10 @@ SELECT throws_ok('SELECT count(*) FROM order_mgmt.events', '42501', NULL, 'reade
 SELECT throws_ok(format('SELECT * FROM order_mgmt.estimate_order_delivery(%s)', :o), '42501', NULL,
                  'reader: no function that reads one order as the owner');
 SELECT throws_ok(format('SELECT order_mgmt.confirm_order(%s)', :o), '42501', NULL, 'reader: no API');
+SELECT lives_ok('SELECT count(*) FROM order_mgmt.consumer_lag', 'reader: reads the lag of the consumers');
+SELECT throws_ok($$SELECT * FROM order_mgmt.fetch_events('sec-reader')$$, '42501', NULL,
+                 'reader: cannot fetch events');
+SELECT throws_ok('SELECT count(*) FROM order_mgmt.consumers', '42501', NULL, 'reader: not the cursors');
 RESET ROLE;
 
 -- the operator
@@ -60,6 +65,15 @@ SELECT throws_ok('SELECT order_mgmt.emit_event(1, $$order$$, 1, $$order.forged$$
                  'operator: cannot forge events');
 SELECT throws_ok('SELECT order_mgmt.credit_add($$SEC$$, -1000)', '42501', NULL,
                  'operator: cannot call internal helpers');
+SELECT lives_ok($$SELECT count(*) FROM order_mgmt.fetch_events('sec-op')$$, 'operator: fetches events');
+SELECT throws_ok($$SELECT order_mgmt.purge_events('0')$$, '42501', NULL, 'operator: cannot purge events');
+SELECT throws_ok($$SELECT order_mgmt.drop_consumer('sec-op')$$, '42501', NULL,
+                 'operator: cannot drop a consumer');
+SELECT throws_ok('DELETE FROM order_mgmt.events', '42501', NULL, 'operator: cannot delete events');
+SELECT throws_ok($$UPDATE order_mgmt.consumers SET acked_seq = 0$$, '42501', NULL,
+                 'operator: cannot move a cursor by hand');
+SELECT throws_ok('SELECT order_mgmt.delivery_horizon()', '42501', NULL,
+                 'operator: cannot call the stream''s internal helpers');
 RESET ROLE;
 
 -- SECURITY DEFINER functions pin search_path
@@ -89,6 +103,14 @@ CREATE OPERATOR sec_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = sec_evil
 CREATE FUNCTION sec_evil.int4gt(a int, b int) RETURNS boolean LANGUAGE plpgsql
     AS $$ BEGIN PERFORM sec_evil.note('>'); RETURN pg_catalog.int4gt(a, b); END $$;
 CREATE OPERATOR sec_evil.> (LEFTARG = int, RIGHTARG = int, FUNCTION = sec_evil.int4gt);
+-- what purge_events' DELETE compares (the cut-off and the slowest cursor)
+CREATE FUNCTION sec_evil.timestamptz_lt(a timestamptz, b timestamptz) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM sec_evil.note('<'); RETURN pg_catalog.timestamptz_lt(a, b); END $$;
+CREATE OPERATOR sec_evil.< (LEFTARG = timestamptz, RIGHTARG = timestamptz,
+                            FUNCTION = sec_evil.timestamptz_lt);
+CREATE FUNCTION sec_evil.xid8le(a xid8, b xid8) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM sec_evil.note('<='); RETURN pg_catalog.xid8le(a, b); END $$;
+CREATE OPERATOR sec_evil.<= (LEFTARG = xid8, RIGHTARG = xid8, FUNCTION = sec_evil.xid8le);
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA sec_evil TO PUBLIC;
 -- (plain statements: pgTAP's own functions do not pin search_path)
 SET ROLE sec_op;
@@ -99,17 +121,24 @@ SELECT order_mgmt.receive_stock('SEC-W', 'SEC-A', 5, 'hostile path') AS _ \gset
 SELECT order_mgmt.cancel_order(:o, 'hostile path') AS _ \gset
 SELECT order_mgmt.set_status('order', order_id, 'processing') AS _
   FROM order_mgmt.orders WHERE external_ref OPERATOR(pg_catalog.=) 'SEC-1' \gset
+SELECT count(*) AS _ FROM order_mgmt.fetch_events('sec-op') \gset
 -- run the commit-time stock application (and its last look at waiting
 -- demand) now, still under the hostile path
 SET CONSTRAINTS ALL IMMEDIATE;
 SET CONSTRAINTS ALL DEFERRED;
-RESET search_path;
 RESET ROLE;
+-- purge_events (the owner's) runs its DELETE from C: also under that path,
+-- with an old event to compare and a cursor that keeps it
+INSERT INTO order_mgmt.events (order_id, entity, entity_id, event_type, actor, occurred_at)
+    VALUES (:o, 'order', :o, 'order.note_added', 'sec', '2000-01-01');
+SELECT order_mgmt.purge_events('1 day') AS purged \gset
+RESET search_path;
 SELECT is(:'confirmed'::text, 'confirmed', 'place and confirm worked under a hostile search_path');
 SELECT is((SELECT string_agg(status, ',' ORDER BY order_id) FROM order_mgmt.orders WHERE customer_id = 'SEC'),
           'cancelled,processing', 'cancel_order and set_status did their work under it');
 SELECT is((SELECT on_hand || '/' || reserved FROM order_mgmt.stock WHERE sku = 'SEC-A'), '15/2',
           'receive_stock and the releases did theirs');
+SELECT is(:'purged'::bigint, 0::bigint, 'purge_events kept the event the consumer has not read');
 SELECT is((SELECT string_agg(DISTINCT what, ',') FROM sec_evil.calls), NULL,
           'no function or operator of the hostile schema was called');
 
