@@ -35,7 +35,8 @@ SELECT throws_ok($$SELECT order_mgmt.choose_service(NULL)$$, '22004', NULL, 'nul
 SELECT throws_ok($$SELECT order_mgmt.estimate_order_window(NULL, '{}')$$, '22004', NULL, 'estimate_order_window: null order row');
 SELECT throws_ok($$SELECT order_mgmt.estimate_order_window(jsonb_populate_record(NULL::order_mgmt.orders, '{"order_id": 1}'), NULL)$$, '22004', NULL,
                  'estimate_order_window: null lines');
-SELECT throws_ok($$SELECT order_mgmt.estimate_order_window(jsonb_populate_record(NULL::order_mgmt.orders, '{"order_id": 1}'),
+SELECT throws_ok($$SELECT order_mgmt.estimate_order_window(jsonb_populate_record(NULL::order_mgmt.orders,
+                      '{"order_id": 1, "ship_to_country": "DE", "placed_at": "2025-09-09T08:00:00Z"}'),
                                                                 ARRAY[NULL::order_mgmt.order_lines])$$,
                  '22004', 'lines must not contain nulls', 'estimate_order_window: a null line');
 SELECT throws_ok($$SELECT order_mgmt.best_service('BER','DE','1',now(),NULL,NULL,NULL)$$, '22004', NULL, 'null strategy');
