@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Upgrades: for every released version V older than default_version,
-# install V, add data (test/fixtures/workload.sql, plus data-V.sql when
-# present), ALTER EXTENSION UPDATE; the data must be intact and the schema
+# install V, add data (test/fixtures/workload.sql, plus every data-X.sql with
+# X <= V), ALTER EXTENSION UPDATE; the data must be intact and the schema
 # must equal a fresh install of default_version.  Prints TAP.
 set -u
 cd "$(dirname "$0")/../.."
@@ -15,6 +15,16 @@ n=0
 tap() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 q() { PGOPTIONS="-c client_min_messages=warning" psql -qXAt -v ON_ERROR_STOP=1 "$@"; }
 TMP=$(mktemp -d)
+# workload.sql and every data-X.sql with X <= $2, in version order (later
+# files build on earlier ones), into database $1
+load_data() {
+    q -d "$1" -f $FIX/workload.sql || return 1
+    for f in $(ls $FIX/data-*.sql | sort -V); do
+        fv=$(basename "$f" .sql); fv=${fv#data-}
+        [ "$(printf '%s\n%s\n' "$fv" "$2" | sort -V | tail -1)" = "$2" ] || continue
+        q -d "$1" -f "$f" || return 1
+    done
+}
 
 q -d postgres -c "DROP DATABASE IF EXISTS om_fresh" -c "CREATE DATABASE om_fresh"
 q -d om_fresh -c "CREATE EXTENSION order_mgmt"
@@ -28,7 +38,7 @@ for v in $older; do
     q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
     q -d "$db" -c "CREATE EXTENSION order_mgmt VERSION '$v'" >/dev/null
     tap $? "install $v"
-    { q -d "$db" -f $FIX/workload.sql && { [ ! -f $FIX/data-$v.sql ] || q -d "$db" -f $FIX/data-$v.sql; }; } >/dev/null
+    load_data "$db" "$v" >/dev/null
     tap $? "add data at $v"
     q -d "$db" -f $FIX/digest.sql && q -d "$db" -c "SELECT * FROM public.om_digest()" >"$TMP/before"
     q -d "$db" -c "ALTER EXTENSION order_mgmt UPDATE" >/dev/null
