@@ -22,7 +22,7 @@ PGFILEDESC = "order_mgmt - order management workflow"
 # The current schema, one file per concern, in dependency order; make joins
 # them into the full install script of default_version.  The released
 # scripts (order_mgmt--0.1.0.sql and the upgrades) are frozen files.
-SCHEMA = tables lifecycle events stock payments placement promise fulfilment stream privileges
+SCHEMA = tables lifecycle events stock payments placement promise fulfilment returns stream privileges
 SCHEMA_SOURCES = $(patsubst %,sql/schema/%.sql,$(SCHEMA))
 OM_INSTALL_SCRIPT = build/order_mgmt--$(EXTVERSION).sql
 DATA_built = $(OM_INSTALL_SCRIPT)
@@ -34,7 +34,7 @@ REGRESS = lifecycle place_order set_status events placement promise fulfilment
 REGRESS_OPTS = --load-extension=order_mgmt
 
 # isolation specs live in test/isolation/{specs,expected}
-ISOLATION = notify cache_snapshot release_twice stream
+ISOLATION = notify cache_snapshot release_twice refund_race stream
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=order_mgmt
 
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

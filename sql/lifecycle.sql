@@ -91,9 +91,11 @@ INSERT INTO order_mgmt.returns (order_id, reason) VALUES (:o1, 'too big')
     RETURNING return_id AS r1 \gset
 UPDATE order_mgmt.returns SET status = 'received' WHERE return_id = :r1;
 UPDATE order_mgmt.returns SET status = 'approved' WHERE return_id = :r1;
-UPDATE order_mgmt.returns SET status = 'received' WHERE return_id = :r1;
-UPDATE order_mgmt.returns SET status = 'inspected' WHERE return_id = :r1;
-UPDATE order_mgmt.returns SET status = 'completed' WHERE return_id = :r1;
+-- (0.6.0: these edges require what receive_return, inspect_return and
+-- refund/exchange_return set; here they are set by hand)
+UPDATE order_mgmt.returns SET status = 'received', received_at = now() WHERE return_id = :r1;
+UPDATE order_mgmt.returns SET status = 'inspected', inspected_at = now() WHERE return_id = :r1;
+UPDATE order_mgmt.returns SET status = 'completed', resolved_at = now() WHERE return_id = :r1;
 UPDATE order_mgmt.returns SET status = 'requested' WHERE return_id = :r1;
 SELECT event_type, from_status, to_status FROM order_mgmt.events
  WHERE entity = 'return' AND entity_id = :r1 ORDER BY seq;

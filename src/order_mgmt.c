@@ -15,6 +15,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/timestamp.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -29,6 +30,7 @@ char	   *om_actor = NULL;
 char	   *om_reason = NULL;
 bool		om_automated = false;
 int			om_notify_mode = OM_NOTIFY_COMMIT;
+static int	om_return_window_days = 30;
 
 static const struct config_enum_entry notify_mode_options[] = {
 	{"commit", OM_NOTIFY_COMMIT, false},
@@ -63,6 +65,12 @@ _PG_init(void)
 							 "How events are announced on channel order_mgmt_events: commit, relay or off.",
 							 NULL, &om_notify_mode, OM_NOTIFY_COMMIT, notify_mode_options,
 							 PGC_USERSET, 0, OmCheckNotifyMode, NULL, NULL);
+	/* a business policy: only a superuser (or ALTER SYSTEM/DATABASE) sets it */
+	DefineCustomIntVariable("order_mgmt.return_window_days",
+							"Days after an order's last delivery during which returns are accepted.",
+							"complete_due_orders completes delivered orders once it has passed.",
+							&om_return_window_days, 30, 0, 3650,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("order_mgmt");
 	OmCacheInit();
 }
@@ -133,6 +141,17 @@ OmSpiEnd(const OmSavedUser *saved)
 	SPI_finish();
 	AtEOXact_GUC(true, saved->guc_level);
 	OmRestoreUser(saved);
+}
+
+/* return_window() -> interval: order_mgmt.return_window_days as days. */
+PG_FUNCTION_INFO_V1(return_window);
+Datum
+return_window(PG_FUNCTION_ARGS)
+{
+	Interval   *result = palloc0(sizeof(Interval));
+
+	result->day = om_return_window_days;
+	PG_RETURN_INTERVAL_P(result);
 }
 
 /* The n leading arguments must not be null; names[i] names argument i. */

@@ -27,7 +27,7 @@
 #define ERRCODE_OM_INCOMPLETE_SETUP		MAKE_SQLSTATE('O','M','0','2','2')
 /* 0.5.0, fulfilment (docs/fulfilment.md): OM030 is raised in C, OM031/OM032 in SQL */
 #define ERRCODE_OM_LINES_DISAGREE		MAKE_SQLSTATE('O','M','0','3','0')
-/* 0.6.0, the event stream: OM040 (ack_events) is raised in SQL */
+/* 0.7.0, the event stream: OM040 (ack_events) is raised in SQL */
 
 #define OM_SCHEMA "order_mgmt"
 #define OM_CHANNEL "order_mgmt_events"	/* NOTIFY channel of the events */

@@ -82,7 +82,7 @@ typedef enum RelayOutcome
 	RELAY_FULL,					/* a full batch: go on at once */
 	RELAY_PENDING,				/* events wait behind a running transaction */
 	RELAY_IDLE,					/* everything announced */
-	RELAY_NOT_INSTALLED			/* no order_mgmt >= 0.6.0 in the database */
+	RELAY_NOT_INSTALLED			/* no order_mgmt >= 0.7.0 in the database */
 } RelayOutcome;
 
 static bool relay_preloaded = false;
@@ -482,7 +482,7 @@ RelayBoolResult(void)
 	return !isnull && DatumGetBool(d);
 }
 
-/* Is order_mgmt 0.6.0 or later (with the consumer API) installed here? */
+/* Is order_mgmt 0.7.0 or later (with the consumer API) installed here? */
 static bool
 RelayReady(void)
 {
@@ -580,7 +580,7 @@ ReportReadiness(RelayOutcome outcome, const char *dbname, bool *missing)
 	*missing = now_missing;
 	if (now_missing)
 		ereport(LOG,
-				(errmsg("order_mgmt relay: extension order_mgmt 0.6.0 or later is not installed in database \"%s\"",
+				(errmsg("order_mgmt relay: extension order_mgmt 0.7.0 or later is not installed in database \"%s\"",
 						dbname),
 				 errdetail("The relay looks again every order_mgmt.relay_naptime and whenever an event is written.")));
 	else

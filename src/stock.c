@@ -154,6 +154,17 @@ Available(Datum *keys)
 }
 
 /*
+ * Returned units that go to scrap, repair or the vendor: a movement with no
+ * change of stock (inspect_return), so the ledger says where each went.
+ */
+static bool
+LedgerOnly(const char *kind)
+{
+	return strcmp(kind, "scrap") == 0 || strcmp(kind, "repair") == 0 ||
+		strcmp(kind, "return_to_vendor") == 0;
+}
+
+/*
  * Record a change (inside SPI, as owner): its pending row, and its movement
  * unless it is a zero "touch" (a reservation that got nothing still marks
  * the key for the commit-time look at waiting demand).
@@ -178,7 +189,7 @@ Record(Datum *keys, const char *kind, int32 dh, int32 dr, FunctionCallInfo fcinf
 		values[i] = PG_GETARG_DATUM(i);
 		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
-	if (dh == 0 && dr == 0)
+	if (dh == 0 && dr == 0 && !LedgerOnly(kind))
 		plan = OmKeepPlan(&touch, "INSERT INTO " OM_SCHEMA ".stock_pending"
 						" (warehouse_id, sku, on_hand_delta, reserved_delta) VALUES ($1, $2, 0, 0)",
 						2, argtypes);
@@ -252,7 +263,7 @@ StockChange(FunctionCallInfo fcinfo, bool want_partial)
 				 errdetail("%lld unit(s) are available (on hand, not reserved nor being reserved); the %s needs %d.",
 						   (long long) Max(avail, 0), kind, dr - dh),
 				 errhint("Cancel or reallocate reservations first.")));
-	if (dh != 0 || dr != 0 || want_partial)
+	if (dh != 0 || dr != 0 || want_partial || LedgerOnly(kind))
 		Record(keys, kind, dh, dr, fcinfo);
 	OmSpiEnd(&saved);
 	LockRelease(&tag, ExclusiveLock, false);

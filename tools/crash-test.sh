@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Crash recovery: while pgbench drives the placement workflow (place and
+# Crash recovery: while pgbench drives the whole workflow (place and
 # confirm orders, authorize / capture / refund / void payments, holds and
-# releases, cancellations, stock receipts that allocate backorders) with
-# 8 clients, the server is stopped with `pg_ctl -m immediate` at a random
-# moment, restarted (crash recovery), and the invariants are checked:
-# every order's status is the to_status of its last status event, every
-# hold, payment and placement has its event and every such event its row,
-# the movement ledger sums to the stock rows, reservations match the
-# lines, payment_status is the one derived from the payments ledger, an
-# order is on_hold iff it has an open hold, and every order whose commit
-# a client saw acknowledged exists.  Three rounds on the same cluster.
+# releases, cancellations, stock receipts that allocate backorders, release,
+# picking, packing, labelling, dispatch and delivery, returns through
+# inspection to refund or exchange, completion) with 8 clients, the server
+# is stopped with `pg_ctl -m immediate` at a random moment, restarted
+# (crash recovery), and the invariants are checked: every order's,
+# shipment's and return's status is the to_status of its last status
+# event, every hold, payment and placement has its event and every such
+# event its row, the movement ledger sums to the stock rows, reservations
+# match the lines, shipped, delivered and returned units match the
+# shipments and inspections, payment_status and return_status are the
+# derived ones, an order is on_hold iff it has an open hold, and every
+# order whose commit a client saw acknowledged exists.  Three rounds on the
+# same cluster.
 #
 # Uses its own cluster (port OM_CRASH_PORT, default OM_PGPORT + 2) under a
 # temporary directory, run by the postgres user; the installed order_mgmt
@@ -66,7 +70,10 @@ SELECT 'CR' || i, 'credit ' || i, 'credit', 1e9 FROM generate_series(1, 4) i;
 INSERT INTO customers (customer_id, name, payment_terms, credit_limit)
 SELECT 'PP' || i, 'prepaid ' || i, 'prepaid', 0 FROM generate_series(1, 4) i;
 INSERT INTO products (sku, name, list_price) SELECT 'S' || i, 'sku ' || i, i FROM generate_series(1, 6) i;
-INSERT INTO warehouses (warehouse_id, name) VALUES ('W1', 'one'), ('W2', 'two');
+INSERT INTO calendars (calendar_id, tz) VALUES ('CAL', 'Europe/Berlin');
+INSERT INTO warehouses (warehouse_id, name, calendar_id) VALUES ('W1', 'one', 'CAL'), ('W2', 'two', 'CAL');
+INSERT INTO services (service_id, carrier, transit_min, transit_max, transit_calendar_id, delivery_calendar_id)
+    VALUES ('STD', 'DHL', 1, 2, 'CAL', 'CAL');
 SELECT receive_stock(w, 'S' || i, 20) FROM generate_series(1, 6) i, unnest('{W1,W2}'::text[]) w;
 -- The workload expects some calls to be refused by the rules (class OM:
 -- wrong status, amount beyond the ledger, ...); anything else aborts the
@@ -79,6 +86,32 @@ EXCEPTION WHEN OTHERS THEN
     IF SQLSTATE LIKE 'OM%' THEN RETURN SQLSTATE; END IF;
     RAISE;
 END $$;
+-- one step of a shipment along the API (release, pick, pack, label,
+-- dispatch, a delivery checkpoint), and of a return (approve, receive,
+-- inspect, refund or exchange); a refusal by the rules is the answer
+CREATE FUNCTION public.advance(p_shipment bigint) RETURNS text LANGUAGE sql AS $$
+    SELECT public.try(CASE s.status
+        WHEN 'pending' THEN format('SELECT order_mgmt.start_picking(%s)', s.shipment_id)
+        WHEN 'picking' THEN format('SELECT order_mgmt.pack_shipment(%s, 100, 10, 10, 10)', s.shipment_id)
+        WHEN 'packed' THEN format('SELECT order_mgmt.label_shipment(%s, %L, %L, %L)', s.shipment_id,
+                                  'DHL', 'STD', 'T-' || s.shipment_id)
+        WHEN 'labelled' THEN format('SELECT order_mgmt.dispatch_shipment(%s)', s.shipment_id)
+        ELSE format('SELECT order_mgmt.record_tracking_event(%L, %L, %L, now())', 'T-' || s.shipment_id,
+                    'E-' || s.shipment_id, 'delivered') END)
+      FROM order_mgmt.shipments s WHERE s.shipment_id = p_shipment
+$$;
+CREATE FUNCTION public.advance_return(p_return bigint) RETURNS text LANGUAGE sql AS $$
+    SELECT public.try(CASE r.status
+        WHEN 'requested' THEN format('SELECT order_mgmt.approve_return(%s)', r.return_id)
+        WHEN 'approved' THEN format('SELECT order_mgmt.receive_return(%s)', r.return_id)
+        WHEN 'received' THEN format('SELECT order_mgmt.inspect_return(%s, %L)', r.return_id,
+            jsonb_build_array(CASE WHEN r.return_id % 2 = 0
+                THEN '{"line_no": 1, "qty": 1, "condition": "resellable", "disposition": "restock"}'::jsonb
+                ELSE '{"line_no": 1, "qty": 1, "condition": "damaged", "disposition": "scrap"}'::jsonb END))
+        ELSE CASE WHEN r.return_id % 3 = 0 THEN format('SELECT order_mgmt.exchange_return(%s)', r.return_id)
+                  ELSE format('SELECT order_mgmt.refund_return(%s)', r.return_id) END END)
+      FROM order_mgmt.returns r WHERE r.return_id = p_return
+$$;
 CREATE FUNCTION public.pick(p_status text[]) RETURNS bigint LANGUAGE sql AS $$
     SELECT order_id FROM order_mgmt.orders
      WHERE status = ANY (p_status)
@@ -88,7 +121,8 @@ $$;
 SQL
 tap $? "a private cluster on port $PORT with order_mgmt, customers, skus and stock"
 
-# --- the workload (weights: placement 6, payments 3, holds 1, cancellations 1, receipts 2)
+# --- the workload (weights: placement 6, payments 3, holds 1, cancellations 1, receipts 2,
+# fulfilment 4, returns 2, completion 1)
 W=$TMP/w
 mkdir -p "$W"
 cat >"$W/place.sql" <<'SQL'
@@ -133,6 +167,34 @@ SELECT coalesce(public.pick('{placed,awaiting_payment,confirmed,on_hold}'), 0) A
 SELECT public.try(CASE WHEN :l = 1 THEN format('SELECT order_mgmt.cancel_line(%s, 1, 1)', :o)
                        ELSE format('SELECT order_mgmt.cancel_order(%s, %L)', :o, 'crash test') END)
  WHERE :o > 0;
+SQL
+cat >"$W/ship.sql" <<'SQL'
+-- release an open order, then three steps for each of its shipments
+SELECT coalesce(public.pick('{confirmed,processing,partially_shipped,shipped}'), 0) AS o \gset
+SELECT public.try(format('SELECT order_mgmt.release_to_warehouse(%s)', :o))
+  FROM order_mgmt.orders WHERE order_id = :o AND status IN ('confirmed', 'processing');
+SELECT count(public.advance(shipment_id)) FROM order_mgmt.shipments
+ WHERE order_id = :o AND status NOT IN ('delivered', 'cancelled', 'returned_to_sender', 'lost');
+SELECT count(public.advance(shipment_id)) FROM order_mgmt.shipments
+ WHERE order_id = :o AND status NOT IN ('delivered', 'cancelled', 'returned_to_sender', 'lost');
+SELECT count(public.advance(shipment_id)) FROM order_mgmt.shipments
+ WHERE order_id = :o AND status NOT IN ('delivered', 'cancelled', 'returned_to_sender', 'lost');
+SQL
+cat >"$W/return.sql" <<'SQL'
+-- ask one unit of a delivered order back, or take its returns two steps on
+\set k random(1, 3)
+SELECT coalesce(public.pick('{delivered}'), 0) AS o \gset
+SELECT public.try(format('SELECT order_mgmt.request_return(%s, %L, %L)', :o,
+                         '[{"line_no": 1, "qty": 1}]', 'crash test'))
+ WHERE :o > 0 AND :k = 1;
+SELECT count(public.advance_return(return_id)) FROM order_mgmt.returns
+ WHERE order_id = :o AND status IN ('requested', 'approved', 'received', 'inspected') AND :k > 1;
+SELECT count(public.advance_return(return_id)) FROM order_mgmt.returns
+ WHERE order_id = :o AND status IN ('requested', 'approved', 'received', 'inspected') AND :k > 1;
+SQL
+cat >"$W/complete.sql" <<'SQL'
+SELECT coalesce(public.pick('{delivered}'), 0) AS o \gset
+SELECT public.try(format('SELECT order_mgmt.complete_order(%s)', :o)) WHERE :o > 0;
 SQL
 cat >"$W/receive.sql" <<'SQL'
 \set s random(1, 6)
@@ -195,6 +257,32 @@ INVARIANTS() {
         "SELECT count(*) = 0 FROM order_mgmt.orders o
           CROSS JOIN LATERAL order_mgmt.payment_totals(o.order_id) t
           WHERE t.captured > t.authorized OR t.refunded > t.captured"
+    check "every shipment's and return's status is the to_status of its last status event" \
+        "SELECT count(*) = 0 FROM (
+           SELECT 'shipment' AS entity, order_id, shipment_id AS id, status FROM order_mgmt.shipments
+           UNION ALL SELECT 'return', order_id, return_id, status FROM order_mgmt.returns) x
+          WHERE x.status IS DISTINCT FROM coalesce(
+                (SELECT e.to_status FROM order_mgmt.events e
+                  WHERE e.order_id = x.order_id AND e.entity = x.entity AND e.entity_id = x.id
+                    AND e.to_status IS NOT NULL ORDER BY e.seq DESC LIMIT 1),
+                CASE x.entity WHEN 'shipment' THEN 'pending' END)"
+    check "shipped and delivered units equal the lines of dispatched and delivered shipments" \
+        "SELECT count(*) = 0 FROM order_mgmt.order_lines l
+           LEFT JOIN (SELECT sl.order_id, sl.line_no,
+                             sum(sl.qty) FILTER (WHERE order_mgmt.status_class('shipment', s.status)
+                                                       IN ('in_transit', 'delivered', 'failed')) AS shipped,
+                             sum(sl.qty) FILTER (WHERE order_mgmt.status_class('shipment', s.status)
+                                                       = 'delivered') AS delivered
+                        FROM order_mgmt.shipment_lines sl JOIN order_mgmt.shipments s USING (order_id, shipment_id)
+                       GROUP BY 1, 2) x USING (order_id, line_no)
+          WHERE l.qty_shipped <> coalesce(x.shipped, 0) OR l.qty_delivered <> coalesce(x.delivered, 0)"
+    check "returned units equal the accepted inspections; return_status is derived" \
+        "SELECT (SELECT count(*) FROM order_mgmt.order_lines l
+                  LEFT JOIN (SELECT order_id, line_no, sum(qty) AS accepted FROM order_mgmt.return_inspections
+                              WHERE condition <> 'missing' GROUP BY 1, 2) i USING (order_id, line_no)
+                 WHERE l.qty_returned <> coalesce(i.accepted, 0))
+              + (SELECT count(*) FROM order_mgmt.orders o
+                 WHERE o.return_status <> order_mgmt.return_status_of(o.order_id)) = 0"
     check "an order is on_hold if and only if it has an open hold" \
         "SELECT count(*) = 0 FROM order_mgmt.orders o
           WHERE (o.status = 'on_hold') <> EXISTS (SELECT FROM order_mgmt.order_holds h
@@ -213,7 +301,8 @@ for round in $(seq "$ROUNDS"); do
     before=$(q -c "SELECT count(*) FROM order_mgmt.orders")
     : >"$TMP/acked"
     pgbench -n -c "$CLIENTS" -j 2 -T 120 -f "$W/place.sql@6" -f "$W/pay.sql@3" -f "$W/hold.sql@1" \
-        -f "$W/cancel.sql@1" -f "$W/receive.sql@2" >"$TMP/pgbench.$round" 2>&1 &
+        -f "$W/cancel.sql@1" -f "$W/receive.sql@2" -f "$W/ship.sql@4" -f "$W/return.sql@2" \
+        -f "$W/complete.sql@1" >"$TMP/pgbench.$round" 2>&1 &
     bench=$!
     acked_loop &
     loop=$!
@@ -243,12 +332,15 @@ for round in $(seq "$ROUNDS"); do
         "SELECT count(*) = $acked FROM order_mgmt.orders
           WHERE order_id = ANY ('{$(grep -E '^[0-9]+$' "$TMP/acked" | paste -sd,)}'::bigint[])"
 done
-check "the workload exercised every step (placed, confirmed, awaiting payment, held, released, cancelled, line cancelled, reserved, backordered, allocated, authorized, captured, refunded, voided)" \
-    "SELECT count(DISTINCT event_type) = 14 FROM order_mgmt.events
+check "the workload exercised every step (placed, confirmed, awaiting payment, held, released, cancelled, line cancelled, reserved, backordered, allocated, authorized, captured, refunded, voided, released to the warehouse, dispatched, delivered, return requested, inspected and completed, order completed)" \
+    "SELECT count(DISTINCT event_type) = 21 FROM order_mgmt.events
       WHERE event_type IN ('order.placed', 'order.confirmed', 'order.awaiting_payment', 'hold.placed',
                            'hold.released', 'order.cancelled', 'line.cancelled', 'line.reserved',
                            'line.backordered', 'line.backorder_allocated', 'payment.authorized',
-                           'payment.captured', 'payment.refunded', 'payment.voided')"
+                           'payment.captured', 'payment.refunded', 'payment.voided', 'order.released',
+                           'shipment.dispatched', 'order.delivered', 'return.requested',
+                           'return.inspected', 'return.completed', 'order.completed')" \
+    "SELECT 'seen: ' || string_agg(DISTINCT event_type, ' ') FROM order_mgmt.events"
 q -c "SELECT status, count(*) FROM order_mgmt.orders GROUP BY 1 ORDER BY 1" | tr '\n' ' ' |
     sed 's/^/# orders by status: /'
 echo

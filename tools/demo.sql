@@ -1,6 +1,6 @@
 -- The order workflow end to end, as applications drive it: placement with
 -- credit, payment and stock checks, a backorder, the delivery promise,
--- preparation and dispatch, tracking (all through the API), a return; then
+-- preparation and dispatch, tracking, a return exchanged (all through the API); then
 -- the event log, where each order is, the current estimates and KPIs.
 \set ON_ERROR_STOP 1
 \pset footer off
@@ -118,11 +118,25 @@ SELECT order_mgmt.cancel_order(:acme, 'customer changed their mind');
 \set ON_ERROR_STOP 1
 \o /dev/null
 
-\echo '== post-sales: a return'
+\echo '== post-sales: two widgets arrived damaged; return, inspection, exchange'
 SET order_mgmt.actor = 'service-desk';
-INSERT INTO order_mgmt.returns (order_id, reason) VALUES (:acme, 'two widgets damaged') RETURNING return_id AS ret \gset
-SELECT order_mgmt.set_status('return', :ret, 'approved');
-SELECT order_mgmt.set_status('return', :ret, 'received');
+SELECT order_mgmt.request_return(:acme, '[{"line_no": 1, "qty": 2}]', 'two widgets damaged',
+                                 'exchange') AS ret \gset
+SELECT order_mgmt.approve_return(:ret);
+SET order_mgmt.actor = 'returns-desk';
+SELECT order_mgmt.receive_return(:ret);
+SELECT order_mgmt.inspect_return(:ret, '[{"line_no": 1, "qty": 1, "condition": "damaged", "disposition": "scrap"},
+                                         {"line_no": 1, "qty": 1, "condition": "resellable", "disposition": "restock"}]');
+-- the replacement is placed and confirmed through the normal rules, at no charge
+SELECT order_mgmt.exchange_return(:ret) AS replacement \gset
+\o
+SELECT r.return_id AS "return", r.status, r.resolution, r.exchange_order_id AS "replacement",
+       o.status AS "replacement status", o.total AS "charged", i.condition, i.disposition, i.qty
+  FROM order_mgmt.returns r JOIN order_mgmt.orders o ON o.order_id = r.exchange_order_id
+  JOIN order_mgmt.return_inspections i USING (return_id) ORDER BY i.condition;
+SELECT order_id AS "order", status, return_status, order_mgmt.return_deadline(order_id) AS "returns until"
+  FROM order_mgmt.orders WHERE order_id = :acme;
+\o /dev/null
 
 \o
 \echo '== the event log (what process-mining and BI tools read)'

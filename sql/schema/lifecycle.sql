@@ -83,10 +83,10 @@ FROM (VALUES
     ('return', 'requested', 'approved',  'approved',  '{}'),
     ('return', 'requested', 'rejected',  'rejected',  '{}'),
     ('return', 'requested', 'cancelled', 'cancelled', '{}'),
-    ('return', 'approved',  'received',  'received',  '{}'),
+    ('return', 'approved',  'received',  'received',  '{received_at}'),
     ('return', 'approved',  'cancelled', 'cancelled', '{}'),
-    ('return', 'received',  'inspected', 'inspected', '{}'),
-    ('return', 'inspected', 'completed', 'completed', '{}')
+    ('return', 'received',  'inspected', 'inspected', '{inspected_at}'),
+    ('return', 'inspected', 'completed', 'completed', '{resolved_at}')
 ) AS seed(e, f, t, a, r);
 
 CREATE FUNCTION @extschema@.lifecycle_trigger() RETURNS trigger

@@ -25,6 +25,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.shipment_lines', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.returns', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.returns_return_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.return_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.return_inspections', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.return_inspections_inspection_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.events', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.events_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.stock_levels', '');
@@ -87,7 +89,18 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.label_shipment(bigint, text, text, text, text),
     @extschema@.dispatch_shipment(bigint),
     @extschema@.cancel_shipment(bigint, text),
-    @extschema@.record_tracking_event(text, text, text, timestamptz, text)
+    @extschema@.record_tracking_event(text, text, text, timestamptz, text),
+    @extschema@.request_return(bigint, jsonb, text, text),
+    @extschema@.approve_return(bigint),
+    @extschema@.reject_return(bigint, text),
+    @extschema@.receive_return(bigint),
+    @extschema@.inspect_return(bigint, jsonb),
+    @extschema@.refund_return(bigint, numeric),
+    @extschema@.exchange_return(bigint),
+    @extschema@.complete_order(bigint),
+    @extschema@.complete_due_orders(timestamptz),
+    @extschema@.return_window(),
+    @extschema@.return_deadline(bigint)
 TO order_mgmt_operator;
 -- views call their functions with the reader's rights
 GRANT EXECUTE ON FUNCTION
@@ -100,7 +113,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.curr
 GRANT SELECT ON @extschema@.orders_at_risk TO order_mgmt_reader;
 -- where is my order (0.5.0); it calls estimate_order_window and status_class
 GRANT SELECT ON @extschema@.order_overview TO order_mgmt_reader;
--- The event stream (0.6.0, stream.sql): operators consume (register, fetch,
+-- The event stream (0.7.0, stream.sql): operators consume (register, fetch,
 -- acknowledge) and read the cursors; retention (purge_events,
 -- drop_consumer) is left to the DBA; readers watch the lag, not the events.
 GRANT EXECUTE ON FUNCTION

@@ -259,6 +259,14 @@ CREATE TABLE @extschema@.returns (
     reason      text,
     resolution  text NOT NULL DEFAULT 'refund' CHECK (resolution IN ('refund', 'exchange')),
     created_at  timestamptz NOT NULL DEFAULT now(),
+    -- set by receive_return, inspect_return and refund/exchange_return; the
+    -- edges into received, inspected and completed require them (0.6.0)
+    received_at  timestamptz,
+    inspected_at timestamptz,
+    resolved_at  timestamptz,
+    -- the replacement order of an exchange (exchange_return); the link is on
+    -- the return, so pg_dump's data (orders before returns) restores (0.6.0)
+    exchange_order_id bigint UNIQUE REFERENCES @extschema@.orders,
     PRIMARY KEY (order_id, return_id)
 );
 ALTER SEQUENCE @extschema@.returns_return_id_seq OWNED BY @extschema@.returns.return_id;
@@ -271,10 +279,60 @@ CREATE TABLE @extschema@.return_lines (
     qty         int NOT NULL CHECK (qty > 0),
     condition   text CHECK (condition IN ('resellable', 'damaged', 'defective', 'missing')),
     disposition text CHECK (disposition IN ('restock', 'scrap', 'repair', 'return_to_vendor')),
+    -- condition and disposition: those of every inspected unit of the line
+    -- when they agree, else null (return_inspections has the split)
+    qty_received int NOT NULL DEFAULT 0 CHECK (qty_received >= 0),
     PRIMARY KEY (order_id, return_id, line_no),
     FOREIGN KEY (order_id, return_id) REFERENCES @extschema@.returns ON DELETE CASCADE,
-    FOREIGN KEY (order_id, line_no) REFERENCES @extschema@.order_lines
+    FOREIGN KEY (order_id, line_no) REFERENCES @extschema@.order_lines,
+    CONSTRAINT return_lines_received_le_qty CHECK (qty_received <= qty)
 );
+
+-- Why a condition and a disposition of inspected units do not go together
+-- (null when they do): only resellable units are restocked, and missing
+-- units, which are not there, have no disposition.  The CHECK of
+-- return_inspections and inspect_return's message both ask it.
+CREATE FUNCTION @extschema@.disposition_problem(condition text, disposition text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN condition = 'missing' AND disposition IS NOT NULL THEN
+            'missing units have no disposition'
+        WHEN condition <> 'missing' AND disposition IS NULL THEN
+            format('%s units need a disposition', condition)
+        WHEN disposition = 'restock' AND condition <> 'resellable' THEN
+            format('%s units cannot be restocked', condition)
+    END
+$$;
+
+-- What inspection found (0.6.0): units of a return line by condition and
+-- disposition; a line may be split (one resellable, one damaged).
+CREATE SEQUENCE @extschema@.return_inspections_inspection_id_seq;
+
+CREATE TABLE @extschema@.return_inspections (
+    order_id      bigint NOT NULL,
+    inspection_id bigint NOT NULL
+                  DEFAULT nextval('@extschema@.return_inspections_inspection_id_seq'),
+    return_id     bigint NOT NULL,
+    line_no       int NOT NULL,
+    qty           int NOT NULL CHECK (qty > 0),
+    condition     text NOT NULL
+                  CHECK (condition IN ('resellable', 'damaged', 'defective', 'missing')),
+    disposition   text
+                  CHECK (disposition IN ('restock', 'scrap', 'repair', 'return_to_vendor')),
+    inspected_at  timestamptz NOT NULL DEFAULT now(),
+    actor         text NOT NULL,
+    PRIMARY KEY (order_id, inspection_id),
+    FOREIGN KEY (order_id, return_id, line_no) REFERENCES @extschema@.return_lines ON DELETE CASCADE,
+    CONSTRAINT return_inspections_disposition_fits
+        CHECK (@extschema@.disposition_problem(condition, disposition) IS NULL)
+);
+ALTER SEQUENCE @extschema@.return_inspections_inspection_id_seq
+    OWNED BY @extschema@.return_inspections.inspection_id;
+CREATE INDEX return_inspections_return_idx
+    ON @extschema@.return_inspections (order_id, return_id, line_no);
 
 ------------------------------------------------------------------------
 -- The event log (append-only).  seq orders events within the log; the
@@ -345,8 +403,7 @@ CREATE TABLE @extschema@.inventory_movements (
                    DEFAULT nextval('@extschema@.inventory_movements_movement_id_seq'),
     warehouse_id   text NOT NULL,
     sku            text NOT NULL,
-    kind           text NOT NULL CHECK (kind IN ('receipt', 'adjustment', 'reserve', 'release',
-                                                 'ship', 'restock', 'scrap')),
+    kind           text NOT NULL,
     on_hand_delta  int NOT NULL DEFAULT 0,
     reserved_delta int NOT NULL DEFAULT 0,
     order_id       bigint,
@@ -358,7 +415,14 @@ CREATE TABLE @extschema@.inventory_movements (
     CONSTRAINT inventory_movements_warehouse_id_fkey FOREIGN KEY (warehouse_id)
         REFERENCES @extschema@.warehouses,
     CONSTRAINT inventory_movements_sku_fkey FOREIGN KEY (sku) REFERENCES @extschema@.products,
-    CHECK (on_hand_delta <> 0 OR reserved_delta <> 0)
+    -- returned units that go to scrap, repair or the vendor are a ledger
+    -- row without stock (0.6.0)
+    CONSTRAINT inventory_movements_kind_check
+        CHECK (kind IN ('receipt', 'adjustment', 'reserve', 'release', 'ship', 'restock',
+                        'scrap', 'repair', 'return_to_vendor')),
+    CONSTRAINT inventory_movements_check
+        CHECK (on_hand_delta <> 0 OR reserved_delta <> 0
+               OR kind IN ('scrap', 'repair', 'return_to_vendor'))
 );
 ALTER SEQUENCE @extschema@.inventory_movements_movement_id_seq
     OWNED BY @extschema@.inventory_movements.movement_id;

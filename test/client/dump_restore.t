@@ -15,7 +15,7 @@ q -d postgres -c "DROP DATABASE IF EXISTS om_dump" -c "DROP DATABASE IF EXISTS o
   -c "CREATE DATABASE om_dump" -c "CREATE DATABASE om_restore"
 q -d om_dump -c "CREATE EXTENSION order_mgmt"
 q -d om_dump -f $FIX/workload.sql >/dev/null
-for f in $FIX/data-*.sql; do [ -f "$f" ] && q -d om_dump -f "$f" >/dev/null; done
+for f in $(ls $FIX/data-*.sql | sort -V); do q -d om_dump -f "$f" >/dev/null; done
 q -d om_dump -f $FIX/digest.sql
 q -d om_dump -c "SELECT * FROM public.om_digest()" >"$TMP/before"
 [ "$(awk -F'|' '$2 > 0' "$TMP/before" | wc -l)" -ge 8 ]

@@ -57,10 +57,33 @@ SELECT start_picking(shipment_id) FROM shipments WHERE order_id >= 6;
 SELECT pack_shipment(shipment_id, 500, 300, 200, 100) FROM shipments WHERE order_id >= 7;
 SELECT label_shipment(shipment_id, 'DHL', 'STD', 'SB-T' || order_id) FROM shipments WHERE order_id >= 8;
 SELECT dispatch_shipment(shipment_id) FROM shipments WHERE order_id = 9;
+-- 10: prepaid, 5 units paid and delivered, with returns requested, approved, received and inspected
+SELECT place_order('SB-PP', '[{"sku": "SB-P", "qty": 5}]', '{"country": "DE", "postal_code": "10115"}',
+                   service_id => 'STD', external_ref => 'SB-10');
+SELECT authorize_payment(10, 50, 'sb-auth-10'), capture_payment(10, 50, 'sb-cap-10'), confirm_order(10),
+       release_to_warehouse(10);
+SELECT start_picking(shipment_id), pack_shipment(shipment_id, 500, 300, 200, 100),
+       label_shipment(shipment_id, 'DHL', 'STD', 'SB-T10'), dispatch_shipment(shipment_id)
+  FROM shipments WHERE order_id = 10;
+SELECT record_tracking_event('SB-T10', 'sb-ev-10', 'delivered', now() - interval '1 day');
+-- 11: delivered, nothing returned
+SELECT place_order('SB-CR', '[{"sku": "SB-P", "qty": 1}]', '{"country": "DE", "postal_code": "10115"}',
+                   service_id => 'STD', external_ref => 'SB-11');
+SELECT confirm_order(11), release_to_warehouse(11);
+SELECT start_picking(shipment_id), pack_shipment(shipment_id, 500, 300, 200, 100),
+       label_shipment(shipment_id, 'DHL', 'STD', 'SB-T11'), dispatch_shipment(shipment_id)
+  FROM shipments WHERE order_id = 11;
+SELECT record_tracking_event('SB-T11', 'sb-ev-11', 'delivered', now() - interval '1 day');
+SELECT request_return(10, '[{"line_no": 1, "qty": 1}]', 'standby test') FROM generate_series(1, 4);
+SELECT approve_return(return_id) FROM returns WHERE order_id = 10 AND return_id > (SELECT min(return_id) FROM returns WHERE order_id = 10);
+SELECT receive_return(return_id) FROM returns WHERE order_id = 10 AND status = 'approved'
+   AND return_id > (SELECT min(return_id) + 1 FROM returns WHERE order_id = 10);
+SELECT inspect_return(return_id, '[{"line_no": 1, "qty": 1, "condition": "resellable", "disposition": "restock"}]')
+  FROM returns WHERE order_id = 10 AND return_id = (SELECT max(return_id) FROM returns WHERE order_id = 10);
 -- a consumer of the event stream with its cursor at the start
 SELECT register_consumer('SB-C');
 SQL
-tap $? "primary: orders placed, confirmed, held, paid, one at risk, shipments at every step, a consumer"
+tap $? "primary: orders placed, confirmed, held, paid, one at risk, shipments and returns at every step, a consumer"
 
 # --- the standby
 as_pg "$BIN/pg_basebackup -D $SDATA -X stream -c fast -R" >"$TMP/basebackup.log" 2>&1
@@ -137,6 +160,15 @@ CALLS=(
     "dispatch_shipment|SELECT order_mgmt.dispatch_shipment((SELECT shipment_id FROM order_mgmt.shipments WHERE order_id = 8))"
     "cancel_shipment|SELECT order_mgmt.cancel_shipment((SELECT shipment_id FROM order_mgmt.shipments WHERE order_id = 5), 'x')"
     "record_tracking_event|SELECT order_mgmt.record_tracking_event('SB-T9', 'sb-ev-1', 'in_transit', now())"
+    "request_return|SELECT order_mgmt.request_return(10, '[{\"line_no\": 1, \"qty\": 1}]', 'x')"
+    "approve_return|SELECT order_mgmt.approve_return((SELECT return_id FROM order_mgmt.returns WHERE order_id = 10 AND status = 'requested'))"
+    "reject_return|SELECT order_mgmt.reject_return((SELECT return_id FROM order_mgmt.returns WHERE order_id = 10 AND status = 'requested'), 'x')"
+    "receive_return|SELECT order_mgmt.receive_return((SELECT return_id FROM order_mgmt.returns WHERE order_id = 10 AND status = 'approved'))"
+    "inspect_return|SELECT order_mgmt.inspect_return((SELECT return_id FROM order_mgmt.returns WHERE order_id = 10 AND status = 'received'), '[{\"line_no\": 1, \"qty\": 1, \"condition\": \"damaged\", \"disposition\": \"scrap\"}]')"
+    "refund_return|SELECT order_mgmt.refund_return((SELECT return_id FROM order_mgmt.returns WHERE order_id = 10 AND status = 'inspected'))"
+    "exchange_return|SELECT order_mgmt.exchange_return((SELECT return_id FROM order_mgmt.returns WHERE order_id = 10 AND status = 'inspected'))"
+    "complete_order|SELECT order_mgmt.complete_order(11)"
+    "complete_due_orders|SELECT order_mgmt.complete_due_orders(now() + interval '1 year')"
     "register_consumer|SELECT order_mgmt.register_consumer('SB-NEW')"
     # (the first fetch of a new consumer registers it)
     "fetch_events|SELECT count(*) FROM order_mgmt.fetch_events('SB-NEW', 10)"

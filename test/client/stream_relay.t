@@ -145,7 +145,7 @@ order_mgmt.relay_naptime = '1h'
     subprocess.run(["psql", "-qX", "-f", os.path.join(os.path.dirname(__file__), "..", "fixtures",
                                                        "stream_setup.sql")],
                    env=primary.env(), check=True, stdout=subprocess.DEVNULL)
-    tap.ok(wait_for(lambda: 'extension order_mgmt 0.6.0 or later is not installed in database "om_noext"'
+    tap.ok(wait_for(lambda: 'extension order_mgmt 0.7.0 or later is not installed in database "om_noext"'
                     in server_log(PRIMARY)),
            "the worker of a database without the extension logs that it waits")
     time.sleep(1)

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Upgrades: for every released version V older than default_version,
-# install V, add data (test/fixtures/workload.sql, then every data-W.sql
-# with W <= V, oldest first: each builds on the ones before), ALTER
-# EXTENSION UPDATE; the data must be intact and the schema
+# install V, add data (test/fixtures/workload.sql, plus every data-X.sql with
+# X <= V), ALTER EXTENSION UPDATE; the data must be intact and the schema
 # must equal a fresh install of default_version.  Prints TAP.
 set -u
 cd "$(dirname "$0")/../.."
@@ -16,10 +15,14 @@ n=0
 tap() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 q() { PGOPTIONS="-c client_min_messages=warning" psql -qXAt -v ON_ERROR_STOP=1 "$@"; }
 TMP=$(mktemp -d)
-# the data files of the versions up to $1, oldest first
-data_upto() {
-    ls $FIX/data-*.sql | sed -E 's/.*data-([0-9.]+)\.sql$/\1/' | sort -V | while read -r w; do
-        [ "$(printf '%s\n%s\n' "$w" "$1" | sort -V | tail -1)" = "$1" ] && echo "$FIX/data-$w.sql"
+# workload.sql and every data-X.sql with X <= $2, in version order (later
+# files build on earlier ones), into database $1
+load_data() {
+    q -d "$1" -f $FIX/workload.sql || return 1
+    for f in $(ls $FIX/data-*.sql | sort -V); do
+        fv=$(basename "$f" .sql); fv=${fv#data-}
+        [ "$(printf '%s\n%s\n' "$fv" "$2" | sort -V | tail -1)" = "$2" ] || continue
+        q -d "$1" -f "$f" || return 1
     done
 }
 
@@ -35,9 +38,8 @@ for v in $older; do
     q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
     q -d "$db" -c "CREATE EXTENSION order_mgmt VERSION '$v'" >/dev/null
     tap $? "install $v"
-    files="$FIX/workload.sql $(data_upto "$v")"
-    ( set -e; for f in $files; do q -d "$db" -f "$f"; done ) >/dev/null
-    tap $? "add data at $v: $(echo ${files//$FIX\//})"
+    load_data "$db" "$v" >/dev/null
+    tap $? "add data at $v"
     q -d "$db" -f $FIX/digest.sql && q -d "$db" -c "SELECT * FROM public.om_digest()" >"$TMP/before"
     q -d "$db" -c "ALTER EXTENSION order_mgmt UPDATE" >/dev/null
     tap $? "ALTER EXTENSION order_mgmt UPDATE from $v"

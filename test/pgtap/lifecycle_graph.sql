@@ -2,7 +2,7 @@
 -- direct UPDATE: legal ones write exactly one event, illegal ones fail with
 -- OM001 (OM002 where a requirement is missing) and change nothing.
 BEGIN;
-SELECT plan(11);
+SELECT plan(12);
 
 INSERT INTO order_mgmt.customers (customer_id, name) VALUES ('T-C', 'Tap');
 INSERT INTO order_mgmt.warehouses (warehouse_id, name) VALUES ('T-W', 'Tap');
@@ -72,7 +72,11 @@ BEGIN
           FROM (SELECT CASE WHEN p_complete THEN 1 END AS w, CASE WHEN p_complete THEN 'X' END AS c) x
         RETURNING shipment_id INTO v_id;
     ELSIF p_entity = 'return' THEN
-        INSERT INTO order_mgmt.returns (order_id, status) VALUES (v_order, p_from)
+        -- (0.6.0) the edges into received, inspected and completed require
+        -- the timestamps the post-sales API sets
+        INSERT INTO order_mgmt.returns (order_id, status, received_at, inspected_at, resolved_at)
+        SELECT v_order, p_from, t, t, t
+          FROM (SELECT CASE WHEN p_complete THEN now() END AS t) x
         RETURNING return_id INTO v_id;
     END IF;
     SELECT count(*) INTO v_events FROM order_mgmt.events;
@@ -131,6 +135,9 @@ SELECT is(pg_temp.try_move('shipment', 'picking', 'packed', false), 'OM002',
           'packed without weight and dimensions fails with OM002');
 SELECT is(pg_temp.try_move('shipment', 'packed', 'labelled', false), 'OM002',
           'labelled without carrier, service and tracking number fails with OM002');
+SELECT is(pg_temp.try_move('return', 'approved', 'received', false) || pg_temp.try_move('return', 'received', 'inspected', false)
+          || pg_temp.try_move('return', 'inspected', 'completed', false), 'OM002OM002OM002',
+          'a return is received, inspected and completed only by the API, which sets their timestamps (OM002)');
 
 SELECT set_eq($$SELECT status FROM states WHERE entity = 'order'
                EXCEPT SELECT from_status FROM order_mgmt.transitions WHERE entity = 'order'$$,
