@@ -137,13 +137,13 @@ SELECT public.try(format('SELECT order_mgmt.confirm_order(%s)', :o));
 SQL
 cat >"$W/pay.sql" <<'SQL'
 -- an authorization of the total (it confirms a prepaid order awaiting
--- payment), then either a capture and a refund, or a void, each its own
--- transaction
+-- payment; an exchange's replacement order costs nothing and needs none),
+-- then either a capture and a refund, or a void, each its own transaction
 \set k random(1, 2)
 SELECT coalesce(public.pick('{awaiting_payment,confirmed}'), 0) AS o \gset
 SELECT public.try(format('SELECT order_mgmt.authorize_payment(%s, %s, %L)', :o, total,
                          'psp-' || gen_random_uuid()))
-  FROM order_mgmt.orders WHERE order_id = :o AND payment_status = 'unpaid';
+  FROM order_mgmt.orders WHERE order_id = :o AND payment_status = 'unpaid' AND total > 0;
 SELECT public.try(format('SELECT order_mgmt.capture_payment(%s, 1, %L)', :o, 'psp-' || gen_random_uuid()))
  WHERE :o > 0 AND :k = 1;
 SELECT public.try(format('SELECT order_mgmt.refund_payment(%s, 1, %L)', :o, 'psp-' || gen_random_uuid()))
