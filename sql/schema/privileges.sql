@@ -85,3 +85,21 @@ GRANT EXECUTE ON FUNCTION @extschema@.estimate_order_delivery(bigint) TO order_m
 GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.current_actor()
     TO PUBLIC;
 GRANT SELECT ON @extschema@.orders_at_risk TO order_mgmt_reader;
+
+------------------------------------------------------------------------
+-- BI (bi.sql): readers and operators read the views and run the
+-- functions they call (SECURITY INVOKER functions that read views only);
+-- bi_settings is kept by dumps and written by the owner.
+------------------------------------------------------------------------
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.bi_settings', '');
+GRANT SELECT ON @extschema@.bi_config, @extschema@.order_zones, @extschema@.event_log,
+                @extschema@.order_facts, @extschema@.kpi_daily, @extschema@.process_steps,
+                @extschema@.process_dfg, @extschema@.process_variants,
+                @extschema@.open_order_risk, @extschema@.inventory_availability
+    TO order_mgmt_reader;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.is_manual_event(boolean, text, text[]),
+    @extschema@.process_dfg(timestamptz, timestamptz),
+    @extschema@.process_map_dot(timestamptz, timestamptz),
+    @extschema@.export_xes(timestamptz, timestamptz)
+TO order_mgmt_reader, order_mgmt_operator;

@@ -1,0 +1,280 @@
+-- BI views (issue 13) on the fixture of test/fixtures/bi_fixture.sql: every
+-- figure below is worked out by hand from the fixture's timestamps (its
+-- comments give the arithmetic).  Times are UTC; Berlin is UTC+2 until
+-- 2025-10-26 01:00 UTC, UTC+1 after.
+BEGIN;
+SELECT plan(63);
+\ir ../fixtures/bi_fixture.sql
+SET LOCAL search_path = order_mgmt, public;
+CREATE FUNCTION pg_temp.fact(o bigint) RETURNS order_mgmt.order_facts LANGUAGE sql AS $$
+    SELECT * FROM order_mgmt.order_facts WHERE order_id = o
+$$;
+
+------------------------------------------------------------------------
+-- order_facts, order by order
+------------------------------------------------------------------------
+-- 9001 partial shipment: first delivery 10-22 10:00, promised day ends 10-23 22:00
+SELECT is((pg_temp.fact(9001)).on_time, true, '9001: the first delivery arrived by the promised day');
+SELECT is((pg_temp.fact(9001)).in_full, false,
+          '9001: not in full: the second shipment arrived 10-24, after the promised day');
+SELECT is((pg_temp.fact(9001)).otif, false, '9001: not OTIF');
+SELECT is((pg_temp.fact(9001)).cycle_time_hours, 98.00,
+          '9001: cycle time 10-20 07:00 -> 10-24 09:00 = 98 h');
+SELECT is((pg_temp.fact(9001)).shipments, 2::bigint, '9001: two shipments');
+SELECT is((pg_temp.fact(9001)).touchless, true,
+          '9001: touchless: only system actors (webshop, wms, carrier:%) and automated steps');
+
+-- 9002 the 26-hour credit hold
+SELECT is((pg_temp.fact(9002)).credit_hold_hours, 26.00,
+          '9002: credit hold 10-20 10:00:06 -> 10-21 12:00:06 = 26 h');
+SELECT is((pg_temp.fact(9002)).confirmed_at, '2025-10-21 12:05+00'::timestamptz,
+          '9002: confirmed when it first entered the open class, after the hold');
+SELECT is(ARRAY[(pg_temp.fact(9002)).manual_events, (pg_temp.fact(9002)).automated_events],
+          ARRAY[8, 9]::bigint[], '9002: 8 manual events (phone agent, credit control), 9 others');
+SELECT is((pg_temp.fact(9002)).touchless, false, '9002: not touchless');
+SELECT is((pg_temp.fact(9002)).rework_steps, 0::bigint,
+          '9002: back to placed after the hold is waiting, not rework');
+SELECT is(ARRAY[(pg_temp.fact(9002)).on_time, (pg_temp.fact(9002)).in_full,
+                (pg_temp.fact(9002)).otif], ARRAY[true, true, true],
+          '9002: delivered 10-23 14:00 for 10-24: on time, in full');
+SELECT is((pg_temp.fact(9002)).cycle_time_hours, 76.00, '9002: cycle 10-20 10:00 -> 10-23 14:00 = 76 h');
+
+-- 9003 the re-pack
+SELECT is((pg_temp.fact(9003)).rework_steps, 2::bigint,
+          '9003: the shipment enters picking and packed a second time: 2 rework steps');
+SELECT is((pg_temp.fact(9003)).rework, true, '9003: rework');
+SELECT is((pg_temp.fact(9003)).cycle_time_hours, 27.00, '9003: cycle 10-20 08:00 -> 10-21 11:00 = 27 h');
+
+-- 9004 late across the end of summer time
+SELECT is(('2025-10-27 23:30+00'::timestamptz AT TIME ZONE 'UTC')::date, '2025-10-27'::date,
+          '9004: (the fixture) by its UTC date the delivery is on the promised day');
+SELECT is(ARRAY[(pg_temp.fact(9004)).on_time, (pg_temp.fact(9004)).in_full,
+                (pg_temp.fact(9004)).otif], ARRAY[false, false, false],
+          '9004: delivered 10-28 00:30 Berlin time (CET) for 10-27: late, not in full');
+SELECT is((pg_temp.fact(9004)).cycle_time_hours, 87.50,
+          '9004: cycle 10-24 10:00 CEST -> 10-28 00:30 CET = 87.5 h (the Sunday had 25 hours)');
+
+-- 9005 cancelled
+SELECT is(ARRAY[(pg_temp.fact(9005)).on_time, (pg_temp.fact(9005)).in_full,
+                (pg_temp.fact(9005)).otif],
+          ARRAY[NULL, NULL, NULL]::boolean[], '9005: cancelled: out of the delivery KPIs');
+SELECT is((pg_temp.fact(9005)).cycle_time_hours, NULL, '9005: no cycle time');
+SELECT is((pg_temp.fact(9005)).tz, 'UTC', '9005: no warehouse: counted in UTC');
+
+-- 9006 the return, shipped from New York
+SELECT is((pg_temp.fact(9006)).tz, 'America/New_York', '9006: the order''s warehouse sets the zone');
+SELECT is((pg_temp.fact(9006)).placed_day, '2025-10-20'::date,
+          '9006: placed 10-21 03:00 UTC = 10-20 23:00 in New York');
+SELECT is(ARRAY[(pg_temp.fact(9006)).returned_qty::numeric, (pg_temp.fact(9006)).refunded_amount],
+          ARRAY[1, 10.00]::numeric[], '9006: one unit returned, 10.00 refunded');
+
+-- every order's figures at once, and the same whatever the session's zone
+CREATE TEMP TABLE expected_facts AS
+SELECT * FROM (VALUES
+    (9001::bigint, 'Europe/Berlin', '2025-10-20'::date, 5, 5, true, false, false, 98.00, 0::bigint, 22::bigint, 0::bigint, 0::bigint, 0, 0::numeric),
+    (9002, 'Europe/Berlin', '2025-10-20', 2, 2, true, true, true, 76.00, 1, 17, 8, 0, 0, 0),
+    (9003, 'Europe/Berlin', '2025-10-20', 3, 3, true, true, true, 27.00, 0, 15, 0, 2, 0, 0),
+    (9004, 'Europe/Berlin', '2025-10-24', 1, 1, false, false, false, 87.50, 0, 14, 0, 0, 0, 0),
+    (9005, 'UTC', '2025-10-24', 0, 0, NULL, NULL, NULL, NULL, 0, 4, 1, 0, 0, 0),
+    (9006, 'America/New_York', '2025-10-20', 2, 2, true, true, true, 36.00, 0, 20, 1, 0, 1, 10.00)
+) x(order_id, tz, placed_day, qty_due, qty_delivered, on_time, in_full, otif, cycle_time_hours,
+    holds, events, manual_events, rework_steps, returned_qty, refunded_amount);
+CREATE FUNCTION pg_temp.facts_of_2025() RETURNS SETOF record LANGUAGE sql AS $$
+    SELECT order_id, tz, placed_day, qty_due, qty_delivered, on_time, in_full, otif,
+           cycle_time_hours, holds, events, manual_events, rework_steps, returned_qty,
+           refunded_amount
+      FROM order_mgmt.order_facts WHERE order_id BETWEEN 9001 AND 9006 ORDER BY order_id
+$$;
+SELECT results_eq(
+    $$SELECT * FROM pg_temp.facts_of_2025() AS f(a bigint, b text, c date, d int, e int, f boolean,
+        g boolean, h boolean, i numeric, j bigint, k bigint, l bigint, m bigint, n int, o numeric)$$,
+    $$SELECT * FROM expected_facts ORDER BY order_id$$,
+    'order_facts of the six closed orders, worked out by hand');
+SET LOCAL TimeZone = 'Pacific/Kiritimati';
+SELECT results_eq(
+    $$SELECT * FROM pg_temp.facts_of_2025() AS f(a bigint, b text, c date, d int, e int, f boolean,
+        g boolean, h boolean, i numeric, j bigint, k bigint, l bigint, m bigint, n int, o numeric)$$,
+    $$SELECT * FROM expected_facts ORDER BY order_id$$,
+    'the same in a session at UTC+14');
+RESET TimeZone;
+
+------------------------------------------------------------------------
+-- kpi_daily
+------------------------------------------------------------------------
+-- 10-20: 9001, 9002, 9003, 9006.  Measured 4; on time 4; in full 3 (not
+-- 9001); cycles 27, 36, 76, 98: p50 (36 + 76) / 2 = 56, p90 76 + 0.7 x 22
+-- = 91.4; touchless 9001, 9003; credit hold 9002 (26 h); rework 9003;
+-- returned 9006 of 4 delivered.
+-- 10-20 web: 9001, 9006: in full 1 of 2; cycles 36, 98: p50 67, p90 36 +
+-- 0.9 x 62 = 91.8; touchless 9001; returned 9006.
+-- 10-24: 9004 (late) and 9005 (cancelled): measured 1, on time 0.
+SELECT results_eq(
+    $$SELECT day, channel, orders, cancelled, delivered, measured, otd_rate, in_full_rate,
+             otif_rate, cycle_time_p50_hours, cycle_time_p90_hours, touchless_rate,
+             credit_hold_rate, credit_hold_mean_hours, rework_rate, return_rate
+        FROM order_mgmt.kpi_daily
+       WHERE day IN ('2025-10-20', '2025-10-24') AND channel IN ('all', 'web')
+       ORDER BY day, channel$$,
+    $$VALUES ('2025-10-20'::date, 'all'::text, 4::bigint, 0::bigint, 4::bigint, 4::bigint,
+              1.0000, 0.7500, 0.7500, 56.00, 91.40, 0.5000, 0.2500, 26.00, 0.2500, 0.2500),
+             ('2025-10-20', 'web', 2, 0, 2, 2, 1.0000, 0.5000, 0.5000, 67.00, 91.80, 0.5000,
+              0.0000, NULL, 0.0000, 0.5000),
+             ('2025-10-24', 'all', 2, 1, 1, 1, 0.0000, 0.0000, 0.0000, 87.50, 87.50, 0.5000,
+              0.0000, NULL, 0.0000, 0.0000),
+             ('2025-10-24', 'web', 1, 0, 1, 1, 0.0000, 0.0000, 0.0000, 87.50, 87.50, 1.0000,
+              0.0000, NULL, 0.0000, 0.0000)$$,
+    'kpi_daily: 2025-10-20 and 2025-10-24, all channels and web');
+SELECT is((SELECT orders FROM kpi_daily WHERE day = '2025-10-24' AND channel = 'marketplace'),
+          1::bigint, 'the cancelled marketplace order counts as placed');
+SELECT is((SELECT sum(orders)::bigint FROM kpi_daily WHERE day IS NOT NULL AND channel = 'all'),
+          (SELECT orders FROM kpi_daily WHERE day IS NULL AND channel = 'all'),
+          'the day rows add up to the total row');
+
+------------------------------------------------------------------------
+-- Variants and the directly-follows graph
+------------------------------------------------------------------------
+SELECT results_eq(
+    $$SELECT variant_rank, variant, cases, share, mean_throughput_hours
+        FROM order_mgmt.process_variants WHERE variant_rank <= 2 ORDER BY 1$$,
+    $$VALUES (1::bigint, 'order.placed > order.confirmed'::text, 3::bigint, 0.2500, 0.02),
+             (2, 'order.placed > order.confirmed > order.released > shipment.picking_started > shipment.packed > shipment.labelled > shipment.dispatched > order.shipped > shipment.in_transit',
+              2, 0.1667, 8.00)$$,
+    'process_variants: 9007, 9009, 9010 (1 minute each) and 9011, 9012 (8 hours each)');
+SELECT is((SELECT variant FROM process_variants WHERE example_case_id = 9003),
+          'order.placed > order.credit_checked > order.confirmed > order.released > shipment.picking_started > shipment.packed > shipment.repack_started > shipment.packed > shipment.labelled > shipment.dispatched > order.shipped > shipment.in_transit > shipment.delivered > order.delivered',
+          'the re-pack variant, line events left out');
+SELECT is((SELECT sum(cases) FROM process_variants), 12::numeric, 'every case has one variant');
+
+CREATE TEMP TABLE oct AS SELECT * FROM process_dfg('2025-10-01', '2025-11-01');
+SELECT results_eq(
+    $$SELECT activity, next_activity, frequency, mean_hours FROM oct
+       WHERE (activity, next_activity) IS NOT DISTINCT FROM (NULL, 'order.placed')
+          OR (activity, next_activity) IS NOT DISTINCT FROM ('order.delivered', NULL)
+          OR (activity, next_activity) IN (('shipment.dispatched', 'order.shipped'),
+                                          ('shipment.packed', 'shipment.repack_started'),
+                                          ('hold.placed', 'order.held'))
+       ORDER BY 1 NULLS FIRST, 2$$,
+    $$VALUES (NULL, 'order.placed', 6::bigint, NULL::numeric),
+             ('hold.placed', 'order.held', 1, 0.00),
+             ('order.delivered', NULL, 4, NULL),
+             ('shipment.dispatched', 'order.shipped', 4, 0.00),
+             ('shipment.packed', 'shipment.repack_started', 1, 0.25)$$,
+    'process_dfg of October 2025: starts, ends and pairs counted by hand');
+SELECT is((SELECT sum(frequency) FROM oct WHERE next_activity IS NOT NULL), 86::numeric,
+          'one incoming edge per step: 92 events minus 6 line events');
+SELECT is((SELECT count(*) FROM process_dfg('2030-01-01', '2030-02-01')), 0::bigint,
+          'an empty period has an empty graph');
+
+SELECT matches(process_map_dot('2025-10-01', '2025-11-01'),
+               '^digraph process \{.*label="order_mgmt process map: 6 cases".*\}$',
+               'process_map_dot: a digraph of the 6 cases of October 2025');
+SELECT matches(process_map_dot('2025-10-01', '2025-11-01'),
+               'n[0-9]+ \[label="shipment\.repack_started\\n1"\]',
+               'each activity is a node labelled with its count');
+SELECT matches(process_map_dot('2025-10-01', '2025-11-01'),
+               'start -> n[0-9]+ \[label="6", penwidth=8\.0\]',
+               'the heaviest edge (6 starts) is drawn 8 points wide');
+SELECT matches(process_map_dot('2030-01-01', '2030-02-01'), 'map: 0 cases',
+               'an empty period is still a graph');
+
+------------------------------------------------------------------------
+-- export_xes
+------------------------------------------------------------------------
+CREATE TEMP TABLE xes AS SELECT export_xes('2025-10-01', '2025-11-01') AS doc;
+CREATE FUNCTION pg_temp.xcount(path text) RETURNS int LANGUAGE sql AS $$
+    SELECT (xpath('count(' || path || ')', doc, ARRAY[ARRAY['x', 'http://www.xes-standard.org/']]))[1]::text::int
+      FROM xes
+$$;
+SELECT is(pg_temp.xcount('/x:log/x:trace'), 6, 'export_xes: 6 traces, one per order of October 2025');
+SELECT is(pg_temp.xcount('/x:log/x:trace/x:event'), 92, 'export_xes: 92 events');
+SELECT is(pg_temp.xcount('/x:log/x:trace[x:string[@key="concept:name" and @value="9004"]]/x:event'),
+          14, 'export_xes: trace 9004 has its 14 events');
+SELECT is((SELECT (xpath('/x:log/x:trace[x:string[@value="9004"]]/x:event[1]/x:date/@value', doc,
+                         ARRAY[ARRAY['x', 'http://www.xes-standard.org/']]))[1]::text FROM xes),
+          '2025-10-24T08:00:00.000000Z', 'timestamps are UTC xs:dateTime values');
+SELECT is(pg_temp.xcount('/x:log/x:extension'), 4, 'the concept, time, org and lifecycle extensions');
+SELECT is((xpath('count(/x:log/x:trace)', export_xes('2030-01-01', '2030-02-01'),
+                 ARRAY[ARRAY['x', 'http://www.xes-standard.org/']]))[1]::text, '0',
+          'an empty period gives a log without traces');
+
+------------------------------------------------------------------------
+-- open_order_risk (today = T in Berlin)
+------------------------------------------------------------------------
+-- 9007 estimate T-10 + 2 = T-8 for T-9: late by 1, 9 days past, in
+--      confirmed for 10 days;  9008 credit hold for ~3 days (> 48 h);
+-- 9009 no estimate while 3 units wait; 9010 fine (not listed);
+-- 9011 carrier's T+3 for T+1; 9012 promised T-1, not delivered.
+SELECT results_eq(
+    $$SELECT order_id, reason, days_left, days_late FROM order_mgmt.open_order_risk ORDER BY 1$$,
+    $$VALUES (9007::bigint, 'delivery overdue, ship date passed, late estimate, stuck in confirmed', -9, 1),
+             (9008, 'on hold: credit, stuck in on_hold', NULL, NULL),
+             (9009, 'no estimate: line 1 is backordered and has no ready date, backorder', 5, NULL),
+             (9011, 'late estimate', 1, 2),
+             (9012, 'delivery overdue', -1, 0)$$,
+    'open_order_risk: the five open orders at risk, with every reason, none closed');
+SELECT is((SELECT qty_backordered FROM open_order_risk WHERE order_id = 9009), 3, '9009: 3 units backordered');
+SELECT is((SELECT hours_in_status >= 48 FROM open_order_risk WHERE order_id = 9008), true,
+          '9008: held since its order.held event');
+SELECT results_eq($$SELECT order_id FROM order_mgmt.orders_at_risk ORDER BY 1$$,
+                  $$VALUES (9007::bigint), (9009)$$, 'orders_at_risk still works');
+-- the settings: a longer threshold un-sticks the held order; no system actors
+UPDATE bi_settings SET stuck_after = '100 hours', system_actors = '{}';
+SELECT is((SELECT reason FROM open_order_risk WHERE order_id = 9008), 'on hold: credit',
+          'with stuck_after = 100 hours the 3-day hold is not stuck');
+SELECT is((SELECT reason FROM open_order_risk WHERE order_id = 9007),
+          'delivery overdue, ship date passed, late estimate, stuck in confirmed',
+          'the 10-day wait still is');
+SELECT is((pg_temp.fact(9001)).manual_events, 18::bigint,
+          'without system actors, every step of 9001 not marked automated is manual (22 - 4)');
+DELETE FROM bi_settings;
+SELECT is((SELECT stuck_after FROM bi_config), '48 hours'::interval, 'no settings row: the defaults');
+SELECT throws_ok($$INSERT INTO order_mgmt.bi_settings (singleton) VALUES (false)$$, '23514', NULL,
+                 'bi_settings holds one row at most');
+SELECT throws_ok($$INSERT INTO order_mgmt.bi_settings (stuck_after) VALUES ('-1 hour')$$, '23514',
+                 NULL, 'a threshold must be positive');
+
+------------------------------------------------------------------------
+-- inventory_availability
+------------------------------------------------------------------------
+SELECT results_eq(
+    $$SELECT warehouse_id, sku, on_hand, reserved, available_to_promise, backordered,
+             waiting_lines, net_available
+        FROM order_mgmt.inventory_availability WHERE sku LIKE 'BI-%' ORDER BY 1, 2$$,
+    $$VALUES ('BI-BER'::text, 'BI-A'::text, 50, 4, 46, 0, 0::bigint, 46),
+             ('BI-BER', 'BI-B', 2, 2, 0, 3, 1, -3),
+             ('BI-NYC', 'BI-A', 7, 0, 7, 0, 0, 7)$$,
+    'inventory_availability: ATP = on hand - reserved; 3 units of B wait at Berlin');
+
+------------------------------------------------------------------------
+-- Readers
+------------------------------------------------------------------------
+SELECT set_eq(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'order_mgmt'::regnamespace
+         AND has_function_privilege('order_mgmt_reader', p.oid, 'EXECUTE')$$,
+    ARRAY['status_class(text,text)', 'current_actor()', 'estimate_order_delivery(bigint)',
+          'is_manual_event(boolean,text,text[])',
+          'process_dfg(timestamp with time zone,timestamp with time zone)',
+          'process_map_dot(timestamp with time zone,timestamp with time zone)',
+          'export_xes(timestamp with time zone,timestamp with time zone)'],
+    'the reader may run exactly the functions the views call, and nothing that writes');
+SET LOCAL ROLE order_mgmt_reader;
+SELECT is((SELECT count(*) FROM order_mgmt.order_facts WHERE order_id BETWEEN 9001 AND 9012),
+          12::bigint, 'a reader reads order_facts');
+SELECT is((SELECT sum(c) FROM (SELECT count(*) c FROM order_mgmt.event_log UNION ALL
+                               SELECT count(*) FROM order_mgmt.kpi_daily UNION ALL
+                               SELECT count(*) FROM order_mgmt.process_variants UNION ALL
+                               SELECT count(*) FROM order_mgmt.process_dfg UNION ALL
+                               SELECT count(*) FROM order_mgmt.open_order_risk UNION ALL
+                               SELECT count(*) FROM order_mgmt.inventory_availability) x) > 0,
+          true, 'and every other view');
+SELECT is(length(order_mgmt.process_map_dot()) > 0 AND order_mgmt.export_xes() IS NOT NULL, true,
+          'and runs the process map and the XES export');
+SELECT throws_ok('SELECT count(*) FROM order_mgmt.orders', '42501', NULL,
+                 'but cannot read the tables');
+SELECT throws_ok($$UPDATE order_mgmt.bi_settings SET stuck_after = '1 hour'$$, '42501', NULL,
+                 'nor change the settings');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
