@@ -214,6 +214,7 @@ CREATE VIEW @extschema@.kpi_daily AS
 SELECT f.placed_day AS day,
        CASE WHEN grouping(f.channel) = 1 THEN 'all' ELSE f.channel END AS channel,
        count(*) AS orders,
+       sum(f.events) AS events,
        count(*) FILTER (WHERE f.status_class = 'cancelled') AS cancelled,
        count(*) FILTER (WHERE f.first_delivery_at IS NOT NULL
                           AND f.status_class <> 'cancelled') AS delivered,
@@ -408,7 +409,7 @@ AS $$
           LEFT JOIN nodes b ON b.activity = d.next_activity)
     SELECT concat_ws(E'\n',
         'digraph process {',
-        '  graph [rankdir=LR, fontname="Helvetica", fontsize=11, labelloc=t, label="order_mgmt process map: '
+        '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, labelloc=t, label="order_mgmt process map: '
             || (SELECT coalesce(sum(e.frequency), 0) FROM edges e WHERE e.src = 'start')
             || ' cases"];',
         '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", color="#4a6fa5", fontname="Helvetica", fontsize=10];',
