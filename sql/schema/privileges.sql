@@ -101,5 +101,6 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.is_manual_event(boolean, text, text[]),
     @extschema@.process_dfg(timestamptz, timestamptz),
     @extschema@.process_map_dot(timestamptz, timestamptz),
-    @extschema@.export_xes(timestamptz, timestamptz)
+    @extschema@.export_xes(timestamptz, timestamptz),
+    @extschema@.open_order_estimate(bigint)
 TO order_mgmt_reader, order_mgmt_operator;

@@ -3,7 +3,7 @@
 -- comments give the arithmetic).  Times are UTC; Berlin is UTC+2 until
 -- 2025-10-26 01:00 UTC, UTC+1 after.
 BEGIN;
-SELECT plan(63);
+SELECT plan(68);
 \ir ../fixtures/bi_fixture.sql
 SET LOCAL search_path = order_mgmt, public;
 CREATE FUNCTION pg_temp.fact(o bigint) RETURNS order_mgmt.order_facts LANGUAGE sql AS $$
@@ -134,11 +134,11 @@ SELECT is((SELECT sum(orders)::bigint FROM kpi_daily WHERE day IS NOT NULL AND c
 -- Variants and the directly-follows graph
 ------------------------------------------------------------------------
 SELECT results_eq(
-    $$SELECT variant_rank, variant, cases, share, mean_throughput_hours
+    $$SELECT variant_rank, variant, cases, share, mean_throughput_hours, p90_throughput_hours
         FROM order_mgmt.process_variants WHERE variant_rank <= 2 ORDER BY 1$$,
-    $$VALUES (1::bigint, 'order.placed > order.confirmed'::text, 3::bigint, 0.2500, 0.02),
+    $$VALUES (1::bigint, 'order.placed > order.confirmed'::text, 3::bigint, 0.2500, 0.02, 0.02),
              (2, 'order.placed > order.confirmed > order.released > shipment.picking_started > shipment.packed > shipment.labelled > shipment.dispatched > order.shipped > shipment.in_transit',
-              2, 0.1667, 8.00)$$,
+              2, 0.1667, 8.00, 8.00)$$,
     'process_variants: 9007, 9009, 9010 (1 minute each) and 9011, 9012 (8 hours each)');
 SELECT is((SELECT variant FROM process_variants WHERE example_case_id = 9003),
           'order.placed > order.credit_checked > order.confirmed > order.released > shipment.picking_started > shipment.packed > shipment.repack_started > shipment.packed > shipment.labelled > shipment.dispatched > order.shipped > shipment.in_transit > shipment.delivered > order.delivered',
@@ -160,6 +160,13 @@ SELECT results_eq(
              ('shipment.dispatched', 'order.shipped', 4, 0.00),
              ('shipment.packed', 'shipment.repack_started', 1, 0.25)$$,
     'process_dfg of October 2025: starts, ends and pairs counted by hand');
+-- order.released -> shipment.picking_started: 20 h (9001), 18 h (9002), 1 h (9003, 9004, 9006):
+-- mean 41 / 5 = 8.2 h; the 90th percentile (nearest rank: the 5th of 5) is 20 h, reported
+-- from its 1 % bin within 0.5 %
+SELECT is((SELECT mean_hours FROM oct WHERE activity = 'order.released'), 8.20,
+          'mean time from release to picking');
+SELECT ok((SELECT p90_hours BETWEEN 19.90 AND 20.10 FROM oct WHERE activity = 'order.released'),
+          'p90 time from release to picking: 20 h within 0.5 %');
 SELECT is((SELECT sum(frequency) FROM oct WHERE next_activity IS NOT NULL), 86::numeric,
           'one incoming edge per step: 92 events minus 6 line events');
 SELECT is((SELECT count(*) FROM process_dfg('2030-01-01', '2030-02-01')), 0::bigint,
@@ -246,6 +253,30 @@ SELECT results_eq(
     'inventory_availability: ATP = on hand - reserved; 3 units of B wait at Berlin');
 
 ------------------------------------------------------------------------
+-- Parallel workers: they start with empty caches, and status_class and
+-- estimate_order_delivery cannot load theirs during a parallel query; the
+-- views read classes from statuses, and open_order_risk keeps its plan
+-- serial (open_order_estimate is PARALLEL UNSAFE).
+------------------------------------------------------------------------
+SET LOCAL force_parallel_mode = on;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SELECT lives_ok($$SELECT count(*) FROM order_mgmt.order_facts, order_mgmt.kpi_daily$$,
+                'order_facts and kpi_daily run in parallel workers');
+SELECT lives_ok($$SELECT count(*) FROM order_mgmt.event_log UNION ALL
+                  SELECT count(*) FROM order_mgmt.process_variants UNION ALL
+                  SELECT count(*) FROM order_mgmt.process_dfg UNION ALL
+                  SELECT count(*) FROM order_mgmt.inventory_availability$$,
+                'event_log, the variants, the graph and the stock view too');
+SELECT is((SELECT count(*) FROM order_mgmt.open_order_risk), 5::bigint,
+          'open_order_risk runs serially and finds the same five orders');
+RESET force_parallel_mode;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+
+------------------------------------------------------------------------
 -- Readers
 ------------------------------------------------------------------------
 SELECT set_eq(
@@ -256,7 +287,8 @@ SELECT set_eq(
           'is_manual_event(boolean,text,text[])',
           'process_dfg(timestamp with time zone,timestamp with time zone)',
           'process_map_dot(timestamp with time zone,timestamp with time zone)',
-          'export_xes(timestamp with time zone,timestamp with time zone)'],
+          'export_xes(timestamp with time zone,timestamp with time zone)',
+          'open_order_estimate(bigint)'],
     'the reader may run exactly the functions the views call, and nothing that writes');
 SET LOCAL ROLE order_mgmt_reader;
 SELECT is((SELECT count(*) FROM order_mgmt.order_facts WHERE order_id BETWEEN 9001 AND 9012),
