@@ -71,7 +71,9 @@ fi
 
 q -c "VACUUM (ANALYZE)"
 echo "== invariants"
-bad=$(q -At -F ' | ' -f "$ROOT/bench/history_check.sql" | tee /dev/stderr | awk -F' [|] ' '$2 != 0' | wc -l)
+checks=$(q -At -F ' | ' -f "$ROOT/bench/history_check.sql")
+echo "$checks"
+bad=$(echo "$checks" | awk -F' [|] ' '$2 != 0' | wc -l)
 q -At -c "SELECT format('== %s orders, %s events, %s shipments, %s holds, %s returns, %s payments',
                         (SELECT count(*) FROM order_mgmt.orders), (SELECT count(*) FROM order_mgmt.events),
                         (SELECT count(*) FROM order_mgmt.shipments), (SELECT count(*) FROM order_mgmt.order_holds),

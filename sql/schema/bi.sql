@@ -77,17 +77,38 @@ CREATE INDEX events_case_idx ON @extschema@.events (order_id, occurred_at, seq)
 ------------------------------------------------------------------------
 -- order_zones: the warehouse whose time zone an order's dates and KPIs are
 -- counted in: the order's warehouse_id, else the lowest warehouse_id of its
--- lines (set by their reservation), else none (UTC).  Set-based, for the
--- views that read every order; open_order_risk applies the same rule per
--- open order.
+-- lines still to be delivered, else of all its lines (set by their
+-- reservation), else none (UTC).  open_order_risk reads the same rule from
+-- the lines still to be delivered (order_lines_open_idx).
 ------------------------------------------------------------------------
+-- The quantities of each order's lines, and the warehouse of its zone rule.
+CREATE VIEW @extschema@.order_line_totals AS
+SELECT x.order_id,
+       coalesce(min(x.warehouse_id) FILTER (WHERE x.qty_delivered + x.qty_cancelled < x.qty),
+                min(x.warehouse_id)) AS lines_warehouse_id,
+       sum(x.qty)::int AS qty_ordered,
+       sum(x.qty_cancelled)::int AS qty_cancelled,
+       sum(x.qty - x.qty_cancelled)::int AS qty_due,
+       sum(x.qty_delivered)::int AS qty_delivered
+  FROM @extschema@.order_lines x
+ GROUP BY x.order_id;
+
 CREATE VIEW @extschema@.order_zones AS
 SELECT o.order_id, w.warehouse_id, coalesce(w.tz, 'UTC') AS tz
   FROM @extschema@.orders o
-  LEFT JOIN (SELECT x.order_id, min(x.warehouse_id) AS warehouse_id
-               FROM @extschema@.order_lines x GROUP BY x.order_id) l
-         ON l.order_id = o.order_id
-  LEFT JOIN @extschema@.warehouses w ON w.warehouse_id = coalesce(o.warehouse_id, l.warehouse_id);
+  LEFT JOIN @extschema@.order_line_totals l ON l.order_id = o.order_id
+  LEFT JOIN @extschema@.warehouses w
+         ON w.warehouse_id = coalesce(o.warehouse_id, l.lines_warehouse_id);
+
+-- The lines still to be delivered (of orders not finished): open_order_risk
+-- finds the open orders and their quantities here.  Small: a few lines per
+-- thousand in a long history.
+CREATE INDEX order_lines_open_idx ON @extschema@.order_lines (order_id)
+    INCLUDE (warehouse_id, qty, qty_cancelled, qty_shipped, qty_delivered, qty_backordered)
+    WHERE qty_delivered + qty_cancelled < qty;
+-- Shipments not delivered yet (preparing or on their way).
+CREATE INDEX shipments_undelivered_idx ON @extschema@.shipments (order_id)
+    INCLUDE (status, estimated_delivery_latest) WHERE delivered_at IS NULL;
 
 ------------------------------------------------------------------------
 -- event_log: one row per event, with the XES standard names (case_id =
@@ -174,38 +195,44 @@ SELECT o.order_id,
        coalesce(r.returned_qty, 0) AS returned_qty,
        coalesce(p.refunded_amount, 0) AS refunded_amount
   FROM @extschema@.orders o
-  JOIN @extschema@.order_zones z ON z.order_id = o.order_id
-  LEFT JOIN (SELECT x.order_id,
-                    sum(x.qty)::int AS qty_ordered,
-                    sum(x.qty_cancelled)::int AS qty_cancelled,
-                    sum(x.qty - x.qty_cancelled)::int AS qty_due,
-                    sum(x.qty_delivered)::int AS qty_delivered
-               FROM @extschema@.order_lines x GROUP BY x.order_id) l
-         ON l.order_id = o.order_id
+  -- (order_zones' rule on the same line totals)
+  LEFT JOIN @extschema@.order_line_totals l ON l.order_id = o.order_id
+  LEFT JOIN @extschema@.warehouses w
+         ON w.warehouse_id = coalesce(o.warehouse_id, l.lines_warehouse_id)
+ CROSS JOIN LATERAL (SELECT w.warehouse_id, coalesce(w.tz, 'UTC') AS tz) z
   -- the log: confirmation (entering the open class), manual events, rework
   -- (an order, shipment or return entering a status again along an edge:
   -- status moves into or out of a held status are waiting, not rework)
   LEFT JOIN (SELECT e.order_id,
                     count(*) AS events,
-                    count(*) FILTER (WHERE @extschema@.is_manual_event(e.automated, e.actor,
-                                                                       c.system_actors))
+                    count(*) FILTER (WHERE @extschema@.is_manual_event(
+                        e.automated, e.actor, (SELECT c.system_actors FROM @extschema@.bi_config c)))
                         AS manual_events,
                     min(e.occurred_at) FILTER (
-                        WHERE e.entity = 'order' AND e.to_status = ANY (c.order_open))
+                        WHERE e.entity = 'order'
+                          AND e.to_status = ANY ((SELECT c.order_open FROM @extschema@.bi_status_sets c)::text[]))
                         AS confirmed_at,
+                    -- (a 64-bit key of (entity, entity_id, to_status): distinct
+                    -- over integers, not row values: a collision inside one order
+                    -- is below 10^-17)
                     count(*) FILTER (WHERE s.lifecycle_step)
-                    - count(DISTINCT (e.entity, e.entity_id, e.to_status))
+                    - count(DISTINCT hashtextextended(e.entity || '.' || e.to_status, e.entity_id))
                           FILTER (WHERE s.lifecycle_step) AS rework_steps
-               FROM @extschema@.events e
-              CROSS JOIN (SELECT x.system_actors, y.order_open, y.order_held
-                            FROM @extschema@.bi_config x, @extschema@.bi_status_sets y) c
-              -- (only orders have held statuses)
+               -- the log in case order: read from events_case_idx alone,
+               -- grouped as it streams (no hash table, no sort)
+               FROM (SELECT x.* FROM @extschema@.events x
+                      ORDER BY x.order_id, x.occurred_at, x.seq) e
+              -- (only orders have held statuses, the settings and class lists
+              -- are read once per query)
               CROSS JOIN LATERAL (
                     SELECT e.to_status IS NOT NULL
                            AND e.entity IN ('order', 'shipment', 'return')
                            AND NOT (e.entity = 'order'
-                                    AND (e.to_status = ANY (c.order_held)
-                                         OR e.from_status = ANY (c.order_held))) AS lifecycle_step) s
+                                    AND (e.to_status = ANY ((SELECT c.order_held
+                                                               FROM @extschema@.bi_status_sets c)::text[])
+                                         OR e.from_status = ANY ((SELECT c.order_held
+                                                                    FROM @extschema@.bi_status_sets c)::text[])))
+                           AS lifecycle_step) s
               GROUP BY e.order_id) ev
          ON ev.order_id = o.order_id
   LEFT JOIN (SELECT s.order_id,
@@ -329,8 +356,8 @@ LANGUAGE sql STABLE
 AS $$
     WITH bins AS (
         SELECT s.prev_activity AS activity, s.activity AS next_activity,
-               floor(ln(1 + extract(epoch FROM s.since_prev)) / ln(1.01)) AS bin,
-               count(*) AS n, sum(extract(epoch FROM s.since_prev)) AS secs
+               floor(ln(1 + date_part('epoch', s.since_prev)) / ln(1.01)) AS bin,
+               count(*) AS n, sum(date_part('epoch', s.since_prev)) AS secs
           FROM @extschema@.process_steps s
          WHERE (process_dfg.since IS NULL OR s.case_placed_at >= process_dfg.since)
            AND (process_dfg.until IS NULL OR s.case_placed_at < process_dfg.until)
@@ -380,7 +407,7 @@ SELECT row_number() OVER (ORDER BY v.cases DESC, x.variant) AS variant_rank,
                min(c.case_id) AS example_case_id
           FROM (SELECT s.case_id, count(*) AS steps,
                        bit_xor(hashtextextended(s.activity, s.step)) AS variant_key,
-                       extract(epoch FROM max(s.ts) - min(s.ts)) / 3600 AS hours
+                       date_part('epoch', max(s.ts) - min(s.ts)) / 3600 AS hours
                   FROM @extschema@.process_steps s
                  GROUP BY s.case_id) c
          GROUP BY c.variant_key, c.steps) v
@@ -394,8 +421,8 @@ SELECT row_number() OVER (ORDER BY v.cases DESC, x.variant) AS variant_rank,
 -- blocked (an open hold, a backorder, waiting in a pending, held or open
 -- status longer than bi_config.stuck_after).  One row per order with every
 -- reason that applies, most urgent first.  Open orders are found through
--- orders_status_idx; everything else is looked up per open order.  The
--- time zone rule is order_zones' (applied here per open order).
+-- their lines still to be delivered (order_lines_open_idx), so the view
+-- costs in proportion to the open orders, not to the history.
 ------------------------------------------------------------------------
 -- The current estimate of an order that has not shipped, as orders_at_risk
 -- reads it.  PARALLEL UNSAFE on purpose: estimate_order_delivery loads its
@@ -447,36 +474,41 @@ SELECT x.order_id, x.customer_id, x.channel, x.status, x.status_class, x.warehou
                        l.qty_unshipped, l.qty_undelivered, l.qty_backordered,
                        hl.open_holds,
                        st.since AS in_status_since
-                  FROM (SELECT x.stuck_after, y.order_active, y.shipment_in_transit
-                          FROM @extschema@.bi_config x, @extschema@.bi_status_sets y) c
-                  JOIN @extschema@.orders o ON o.status = ANY (c.order_active)
+                  -- an order is open while it has units to deliver
+                  FROM (SELECT x.order_id, min(x.warehouse_id) AS warehouse_id,
+                               sum(x.qty - x.qty_cancelled - x.qty_shipped)::int AS qty_unshipped,
+                               sum(x.qty - x.qty_cancelled - x.qty_delivered)::int AS qty_undelivered,
+                               sum(x.qty_backordered)::int AS qty_backordered
+                          FROM @extschema@.order_lines x
+                         WHERE x.qty_delivered + x.qty_cancelled < x.qty
+                         GROUP BY x.order_id) l
+                 -- (OFFSET 0: look each order up by its key, the planner cannot
+                 -- tell how few orders are open)
+                 CROSS JOIN LATERAL (SELECT z.* FROM @extschema@.orders z
+                                      WHERE z.order_id = l.order_id OFFSET 0) o
                   JOIN @extschema@.statuses k ON k.entity = 'order' AND k.status = o.status
-                 CROSS JOIN LATERAL (
-                       SELECT min(x.warehouse_id) AS warehouse_id,
-                              sum(x.qty - x.qty_cancelled - x.qty_shipped)::int AS qty_unshipped,
-                              sum(x.qty - x.qty_cancelled - x.qty_delivered)::int
-                                  AS qty_undelivered,
-                              sum(x.qty_backordered)::int AS qty_backordered
-                         FROM @extschema@.order_lines x WHERE x.order_id = o.order_id) l
+                   AND k.class IN ('pending', 'held', 'open', 'shipping')
+                 CROSS JOIN @extschema@.bi_config c
                   LEFT JOIN @extschema@.warehouses w
                     ON w.warehouse_id = coalesce(o.warehouse_id, l.warehouse_id)
-                  LEFT JOIN LATERAL (
-                       SELECT array_agg(DISTINCT x.kind ORDER BY x.kind) AS open_holds
-                         FROM @extschema@.order_holds x
-                        WHERE x.order_id = o.order_id AND x.released_at IS NULL) hl ON true
+                  LEFT JOIN (SELECT x.order_id, array_agg(DISTINCT x.kind ORDER BY x.kind) AS open_holds
+                               FROM @extschema@.order_holds x WHERE x.released_at IS NULL
+                              GROUP BY x.order_id) hl ON hl.order_id = o.order_id
                   -- goods on their way: the carrier's latest window
-                  LEFT JOIN LATERAL (
-                       SELECT max(x.estimated_delivery_latest) AS estimated_delivery_latest
-                         FROM @extschema@.shipments x
-                        WHERE k.class = 'shipping' AND x.order_id = o.order_id
-                          AND x.delivered_at IS NULL
-                          AND x.status = ANY (c.shipment_in_transit)) sh ON true
-                  -- not shipped yet: the engine's estimate (as orders_at_risk)
+                  LEFT JOIN (SELECT x.order_id,
+                                    max(x.estimated_delivery_latest) AS estimated_delivery_latest
+                               FROM @extschema@.shipments x CROSS JOIN @extschema@.bi_status_sets y
+                              WHERE x.delivered_at IS NULL AND x.status = ANY (y.shipment_in_transit)
+                              GROUP BY x.order_id) sh
+                    ON sh.order_id = o.order_id AND k.class = 'shipping'
+                  -- not shipped yet: the engine's estimate (as orders_at_risk),
+                  -- OFFSET 0 keeps the subquery whole, so the condition gates
+                  -- the call instead of filtering its result
                   LEFT JOIN LATERAL (
                        SELECT q.delivery_latest, q.known, q.note
                          FROM @extschema@.open_order_estimate(o.order_id) q
                         WHERE k.class <> 'shipping'
-                          AND o.promised_delivery_latest IS NOT NULL) est ON true
+                          AND o.promised_delivery_latest IS NOT NULL OFFSET 0) est ON true
                   -- waiting since: the latest order status event (not shipped yet)
                   LEFT JOIN LATERAL (
                        SELECT CASE WHEN k.class <> 'shipping'
