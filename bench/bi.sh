@@ -22,7 +22,7 @@ WORK_MEM=${WORK_MEM:-256MB}
 JIT=${JIT:-off}
 [ "${OM_SETUP:-0}" = 1 ] && om_setup
 if [ "${REUSE:-0}" != 1 ]; then
-    bash "$ROOT/bench/history.sh" "$DB" "$N"
+    OM_SETUP=0 bash "$ROOT/bench/history.sh" "$DB" "$N"
 fi
 export PGOPTIONS="-c client_min_messages=warning -c work_mem=$WORK_MEM -c jit=$JIT"
 
@@ -39,7 +39,13 @@ ms() {
 # row NAME SQL ROWS-SQL: one line of the table
 declare -A MEDIAN
 row() {
-    local name=$1 sql=$2 rows t med min max
+    local name=$1 sql=$2 rows t med min max err
+    # a query that fails is a row of the table too (the error, not a time)
+    if ! err=$(psql -X -At -d "$DB" -c "EXPLAIN $sql" 2>&1 >/dev/null) || \
+       ! err=$(psql -X -At -d "$DB" -c "EXPLAIN (ANALYZE, TIMING OFF) $sql" 2>&1 >/dev/null); then
+        printf '| %s | - | fails: %s | | |\n' "$name" "$(echo "$err" | head -1)"
+        return 0
+    fi
     t=$(ms "$name" "$sql" | sort -n)
     med=$(echo "$t" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
     min=$(echo "$t" | head -1)

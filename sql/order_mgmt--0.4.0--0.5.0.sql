@@ -397,8 +397,8 @@ SELECT x.order_id, x.customer_id, x.channel, x.status, x.status_class, x.warehou
                        w.warehouse_id, o.placed_at, o.promised_ship_latest,
                        o.promised_delivery_latest, c.stuck_after,
                        (now() AT TIME ZONE coalesce(w.tz, 'UTC'))::date AS today,
-                       coalesce(sh.estimated_delivery_latest, est.delivery_latest)
-                           AS estimated_delivery_latest,
+                       CASE WHEN k.class = 'shipping' THEN sh.estimated_delivery_latest
+                            ELSE est.delivery_latest END AS estimated_delivery_latest,
                        CASE WHEN NOT est.known THEN est.note END AS estimate_note,
                        l.qty_unshipped, l.qty_undelivered, l.qty_backordered,
                        hl.open_holds,
@@ -411,6 +411,17 @@ SELECT x.order_id, x.customer_id, x.channel, x.status, x.status_class, x.warehou
                           FROM @extschema@.order_lines x
                          WHERE x.qty_delivered + x.qty_cancelled < x.qty
                          GROUP BY x.order_id) l
+                  -- open holds and undelivered shipments of the open orders, joined
+                  -- on the open lines so that each is read once
+                  LEFT JOIN (SELECT x.order_id, array_agg(DISTINCT x.kind ORDER BY x.kind) AS open_holds
+                               FROM @extschema@.order_holds x WHERE x.released_at IS NULL
+                              GROUP BY x.order_id) hl ON hl.order_id = l.order_id
+                  -- goods on their way: the carrier's latest window
+                  LEFT JOIN (SELECT x.order_id,
+                                    max(x.estimated_delivery_latest) AS estimated_delivery_latest
+                               FROM @extschema@.shipments x CROSS JOIN @extschema@.bi_status_sets y
+                              WHERE x.delivered_at IS NULL AND x.status = ANY (y.shipment_in_transit)
+                              GROUP BY x.order_id) sh ON sh.order_id = l.order_id
                  -- (OFFSET 0: look each order up by its key, the planner cannot
                  -- tell how few orders are open)
                  CROSS JOIN LATERAL (SELECT z.* FROM @extschema@.orders z
@@ -420,16 +431,6 @@ SELECT x.order_id, x.customer_id, x.channel, x.status, x.status_class, x.warehou
                  CROSS JOIN @extschema@.bi_config c
                   LEFT JOIN @extschema@.warehouses w
                     ON w.warehouse_id = coalesce(o.warehouse_id, l.warehouse_id)
-                  LEFT JOIN (SELECT x.order_id, array_agg(DISTINCT x.kind ORDER BY x.kind) AS open_holds
-                               FROM @extschema@.order_holds x WHERE x.released_at IS NULL
-                              GROUP BY x.order_id) hl ON hl.order_id = o.order_id
-                  -- goods on their way: the carrier's latest window
-                  LEFT JOIN (SELECT x.order_id,
-                                    max(x.estimated_delivery_latest) AS estimated_delivery_latest
-                               FROM @extschema@.shipments x CROSS JOIN @extschema@.bi_status_sets y
-                              WHERE x.delivered_at IS NULL AND x.status = ANY (y.shipment_in_transit)
-                              GROUP BY x.order_id) sh
-                    ON sh.order_id = o.order_id AND k.class = 'shipping'
                   -- not shipped yet: the engine's estimate (as orders_at_risk),
                   -- OFFSET 0 keeps the subquery whole, so the condition gates
                   -- the call instead of filtering its result

@@ -121,7 +121,23 @@ r = run([os.path.join(ROOT, "tools/report.sh"), DB])
 tap(r.returncode == 2 and "usage" in r.stderr, "report.sh without OUTDIR prints its usage")
 
 
-# 4. Headless Chromium: screenshot and the page's text
+# 4. pg_dump / pg_restore keep the settings (bi_settings is registered) and the answers
+RESTORE = "om_bi_report_restore"
+psql(f"DROP DATABASE IF EXISTS {RESTORE}", db="postgres")
+psql(f"CREATE DATABASE {RESTORE}", db="postgres")
+dump = os.path.join(tmp, "bi.dump")
+r1 = run(["pg_dump", "-Fc", "-d", DB, "-f", dump])
+r2 = run(["pg_restore", "-d", RESTORE, "--exit-on-error", dump]) if r1.returncode == 0 else r1
+tap(r1.returncode == 0 and r2.returncode == 0, "pg_dump and pg_restore of the fixture", r1.stderr + r2.stderr)
+q = "SELECT stuck_after, system_actors FROM order_mgmt.bi_config"
+tap("carrier:%" in psql(q) and psql(q) == psql(q, db=RESTORE),
+    "the settings (bi_settings) survive a dump and restore")
+q = "SELECT * FROM order_mgmt.kpi_daily WHERE day < current_date - 30 ORDER BY day, channel"
+tap(psql(q) != "" and psql(q) == psql(q, db=RESTORE), "kpi_daily answers the same after the restore")
+psql(f"DROP DATABASE IF EXISTS {RESTORE}", db="postgres")
+
+
+# 5. Headless Chromium: screenshot and the page's text
 class Tables(html.parser.HTMLParser):
     """Rows of every table as lists of cell texts."""
 
