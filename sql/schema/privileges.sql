@@ -39,6 +39,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments_payment_id_seq'
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events_tracking_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.consumers', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.bi_settings', '');
 
 ------------------------------------------------------------------------
 -- Roles (cluster-wide; they stay when the extension is dropped)
@@ -122,3 +123,18 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.ack_events(text, xid8, bigint)
 TO order_mgmt_operator;
 GRANT SELECT ON @extschema@.consumer_lag TO order_mgmt_reader;
+
+-- BI (0.8.0, bi.sql): readers and operators (who read every view) read
+-- the views and run the functions they call: SECURITY INVOKER functions
+-- that read views only.  bi_settings is dumped and written by the owner.
+GRANT SELECT ON @extschema@.bi_config, @extschema@.order_zones, @extschema@.event_log,
+                @extschema@.order_facts, @extschema@.kpi_daily, @extschema@.process_steps,
+                @extschema@.process_dfg, @extschema@.process_variants,
+                @extschema@.open_order_risk, @extschema@.inventory_availability
+    TO order_mgmt_reader;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.is_manual_event(boolean, text, text[]),
+    @extschema@.process_dfg(timestamptz, timestamptz),
+    @extschema@.process_map_dot(timestamptz, timestamptz),
+    @extschema@.export_xes(timestamptz, timestamptz)
+TO order_mgmt_reader, order_mgmt_operator;
