@@ -79,6 +79,10 @@ typedef struct OmCache
 	void	   *data;			/* the published version */
 	MemoryContext cxt;			/* its memory */
 	bool		registered;
+	/* a version read during a parallel query serves that query only */
+	bool		query_only;
+	LocalTransactionId query_lxid;
+	CommandId	query_cid;
 } OmCache;
 
 extern void OmCacheInit(void);
