@@ -1,17 +1,20 @@
--- bench/history_api.sql: orders driven through the real API, one
--- transaction per order (bench/history.sh runs bench_bi.api_run in several
--- clients).  Placement, confirmation, credit and fraud holds, payments,
--- cancellations and receipts are the API of schema 0.4.0; the scenario
--- draws are those of bench/history_bulk.sql, so both write the same shapes.
+-- bench/history_api.sql: orders driven through the real API of schema
+-- 0.8.0, one transaction per order (bench/history.sh runs bench_bi.api_run
+-- in several clients): placement, confirmation, credit and fraud holds,
+-- payments, cancellations, receipts; release_to_warehouse, start_picking,
+-- pack_shipment, label_shipment, dispatch_shipment; carrier checkpoints
+-- (record_tracking_event), which deliver; request_return, approve_return,
+-- receive_return, inspect_return, refund_return; complete_order.  No row is
+-- written by hand: every status follows from the API (the order's shipping
+-- statuses roll up from its shipments).  The scenario draws are those of
+-- bench/history_bulk.sql, which writes the same shapes set-based.
 --
--- TODO(issues 10, 11): release, pick, pack, label, dispatch, tracking,
--- delivery, returns and completion are the hand-written steps that
--- tools/demo.sql uses today (set_status, UPDATEs of shipments and lines,
--- stock_move 'ship').  Switch them to release_to_warehouse,
--- start_picking/pack_shipment/label_shipment/dispatch_shipment,
--- record_tracking_event, request_return/approve_return/receive_return/
--- inspect_return/refund_return and complete_order when those land, here
--- and in history_bulk.sql (same event shapes).
+-- Orders split as the API splits them: placement reserves a line in
+-- another warehouse (release_to_warehouse makes one shipment per
+-- warehouse), or a backordered line (a scarce sku) arrives after the other
+-- lines have left and the next release ships it on its own.  The bulk
+-- draws both.  (The generator of schema 0.4.0 also split an order inside
+-- one warehouse by hand, a shape the API never makes.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 CREATE SCHEMA bench_bi;
@@ -28,6 +31,58 @@ BEGIN
 END;
 $$;
 
+-- Release an order (release_to_warehouse) and take every new shipment
+-- through preparation and dispatch, as the warehouse does: pick, pack (a
+-- re-pack when p_repack: the parcel is opened and picked again), label,
+-- hand to the carrier.  Returns the shipments dispatched.
+CREATE FUNCTION bench_bi.api_ship(o bigint, p_repack boolean) RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_sid   bigint;
+    v_ships bigint[] := '{}';
+BEGIN
+    PERFORM bench_bi.act('wms', false);
+    PERFORM order_mgmt.release_to_warehouse(o);
+    FOR v_sid IN SELECT s.shipment_id FROM order_mgmt.shipments s
+                  WHERE s.order_id = o AND s.status = 'pending' ORDER BY s.shipment_id LOOP
+        PERFORM order_mgmt.start_picking(v_sid);
+        PERFORM order_mgmt.pack_shipment(v_sid, 1200, 300, 200, 100);
+        IF p_repack AND cardinality(v_ships) = 0 THEN
+            PERFORM set_config('order_mgmt.reason', 'parcel damaged, re-pack', true);
+            PERFORM order_mgmt.start_picking(v_sid);
+            PERFORM set_config('order_mgmt.reason', '', true);
+            PERFORM order_mgmt.pack_shipment(v_sid, 1200, 300, 200, 100);
+        END IF;
+        PERFORM order_mgmt.label_shipment(v_sid, 'DHL', 'STD', 'AT' || v_sid, 'L' || v_sid);
+        PERFORM order_mgmt.dispatch_shipment(v_sid);
+        v_ships := v_ships || v_sid;
+    END LOOP;
+    RETURN v_ships;
+END;
+$$;
+
+-- The carrier's checkpoints of a dispatched shipment, up to its delivery
+-- (record_tracking_event moves the shipment, the order rolls up); a delay
+-- first when p_delay.
+CREATE FUNCTION bench_bi.api_carry(p_sid bigint, p_delay boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_tn   text := (SELECT s.tracking_number FROM order_mgmt.shipments s WHERE s.shipment_id = p_sid);
+    v_code text;
+    k      int := 0;
+BEGIN
+    PERFORM bench_bi.act('carrier:DHL', true);
+    FOREACH v_code IN ARRAY CASE WHEN p_delay
+                                 THEN '{in_transit,delayed,in_transit,out_for_delivery,delivered}'::text[]
+                                 ELSE '{in_transit,out_for_delivery,delivered}'::text[] END LOOP
+        k := k + 1;
+        PERFORM order_mgmt.record_tracking_event(v_tn, v_tn || '-' || k, v_code, clock_timestamp(),
+                                                 CASE v_code WHEN 'delivered' THEN 'front door'
+                                                             ELSE 'DHL hub' END);
+    END LOOP;
+END;
+$$;
+
 CREATE FUNCTION bench_bi.api_order(i bigint) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     u_ch     float8 := bench_bi.u(i, 2);
@@ -41,7 +96,6 @@ DECLARE
     v_bo      boolean := bench_bi.u(i, 13) < 0.03;
     v_cancel  boolean := bench_bi.u(i, 14) < 0.04 AND NOT v_bo AND NOT v_credit_hold;
     v_n       int := CASE WHEN bench_bi.u(i, 4) < 0.55 THEN 1 WHEN bench_bi.u(i, 4) < 0.85 THEN 2 ELSE 3 END;
-    v_split   boolean := v_n > 1 AND bench_bi.u(i, 15) < 0.20;
     v_repack  boolean := bench_bi.u(i, 16) < 0.02;
     v_delay   boolean := bench_bi.u(i, 17) < 0.05;
     v_return  boolean := NOT v_credit AND NOT v_bo AND bench_bi.u(i, 19) < 0.07;
@@ -58,7 +112,6 @@ DECLARE
     v_total   numeric;
     v_status  text;
     v_hold    bigint;
-    v_sid     bigint;
     v_ships   bigint[] := '{}';
     v_rid     bigint;
     l         record;
@@ -115,7 +168,15 @@ BEGIN
         END IF;
         RETURN;
     END IF;
-    -- a backorder: the purchase arrives (receive_stock serves the queue, oldest first)
+    IF (SELECT x.status FROM order_mgmt.orders x WHERE x.order_id = o) <> 'confirmed' THEN
+        RETURN;                                             -- still held: stays open
+    END IF;
+    -- what is reserved leaves now (nothing when the only line is backordered)
+    IF EXISTS (SELECT 1 FROM order_mgmt.order_lines x WHERE x.order_id = o AND x.qty_reserved > 0) THEN
+        v_ships := bench_bi.api_ship(o, v_repack);
+    END IF;
+    -- a backorder: the purchase arrives (receive_stock serves the queue,
+    -- oldest first), and the next release ships it on its own
     PERFORM bench_bi.act('wms', false);
     FOR k IN 1 .. 5 LOOP
         SELECT x.sku, coalesce(x.warehouse_id, 'BER') AS wh, x.qty_backordered INTO l
@@ -123,70 +184,21 @@ BEGIN
         EXIT WHEN NOT FOUND;
         PERFORM order_mgmt.receive_stock(l.wh, l.sku, l.qty_backordered, 'purchase order');
     END LOOP;
-    IF (SELECT x.status FROM order_mgmt.orders x WHERE x.order_id = o) <> 'confirmed'
-       OR EXISTS (SELECT 1 FROM order_mgmt.order_lines x WHERE x.order_id = o AND x.qty_backordered > 0) THEN
-        RETURN;                                             -- still waiting: stays open
+    IF EXISTS (SELECT 1 FROM order_mgmt.order_lines x
+                 LEFT JOIN order_mgmt.allocated_units a USING (order_id, line_no)
+                WHERE x.order_id = o AND x.qty_reserved > coalesce(a.qty, 0)) THEN
+        v_ships := v_ships || bench_bi.api_ship(o, v_repack AND cardinality(v_ships) = 0);
     END IF;
-
-    -- release and shipments (hand-written, as tools/demo.sql; see the TODO above):
-    -- one shipment per warehouse, a split sends the last line on its own
-    PERFORM order_mgmt.set_status('order', o, 'processing');
-    FOR l IN SELECT x.warehouse_id, array_agg(x.line_no) AS lines
-               FROM (SELECT y.*, CASE WHEN v_split AND y.line_no = v_n THEN 2 ELSE 1 END AS part
-                       FROM order_mgmt.order_lines y WHERE y.order_id = o) x
-              GROUP BY x.warehouse_id, x.part ORDER BY min(x.line_no) LOOP
-        INSERT INTO order_mgmt.shipments (order_id, warehouse_id) VALUES (o, l.warehouse_id)
-        RETURNING shipment_id INTO v_sid;
-        INSERT INTO order_mgmt.shipment_lines (order_id, shipment_id, line_no, qty)
-        SELECT o, v_sid, y.line_no, y.qty FROM order_mgmt.order_lines y
-         WHERE y.order_id = o AND y.line_no = ANY (l.lines);
-        v_ships := v_ships || v_sid;
-    END LOOP;
+    IF cardinality(v_ships) > 0 AND NOT v_credit THEN      -- prepaid: captured once goods left
+        PERFORM bench_bi.act('psp', true);
+        PERFORM order_mgmt.capture_payment(o, v_total, 'A-CAP-' || i);
+    END IF;
     FOR k IN 1 .. cardinality(v_ships) LOOP
-        v_sid := v_ships[k];
-        PERFORM bench_bi.act('wms', false);
-        PERFORM order_mgmt.set_status('shipment', v_sid, 'picking');
-        UPDATE order_mgmt.shipments SET status = 'packed', weight_g = 1200, length_mm = 300,
-               width_mm = 200, height_mm = 100 WHERE shipment_id = v_sid;
-        IF v_repack AND k = 1 THEN
-            PERFORM order_mgmt.set_status('shipment', v_sid, 'picking', 'parcel damaged, re-pack');
-            PERFORM order_mgmt.set_status('shipment', v_sid, 'packed');
-        END IF;
-        UPDATE order_mgmt.shipments SET status = 'labelled', carrier = 'DHL', service_id = 'STD',
-               tracking_number = 'AT' || v_sid WHERE shipment_id = v_sid;
-        UPDATE order_mgmt.shipments SET status = 'dispatched', dispatched_at = clock_timestamp()
-         WHERE shipment_id = v_sid;
-        PERFORM order_mgmt.stock_move(y.warehouse_id, y.sku, 'ship', -sl.qty, -sl.qty, o, y.line_no,
-                                      'shipment ' || v_sid)
-           FROM order_mgmt.shipment_lines sl
-           JOIN order_mgmt.order_lines y ON y.order_id = sl.order_id AND y.line_no = sl.line_no
-          WHERE sl.order_id = o AND sl.shipment_id = v_sid;
-        UPDATE order_mgmt.order_lines y
-           SET qty_shipped = y.qty_shipped + sl.qty, qty_reserved = y.qty_reserved - sl.qty
-          FROM order_mgmt.shipment_lines sl
-         WHERE sl.order_id = o AND sl.shipment_id = v_sid AND y.order_id = o AND y.line_no = sl.line_no;
-        PERFORM order_mgmt.set_status('order', o, CASE WHEN k < cardinality(v_ships)
-                                                       THEN 'partially_shipped' ELSE 'shipped' END);
-        IF k = 1 AND NOT v_credit THEN
-            PERFORM bench_bi.act('psp', true);
-            PERFORM order_mgmt.capture_payment(o, v_total, 'A-CAP-' || i);
-        END IF;
+        PERFORM bench_bi.api_carry(v_ships[k], v_delay AND k = cardinality(v_ships));
     END LOOP;
-    FOREACH v_sid IN ARRAY v_ships LOOP
-        PERFORM bench_bi.act('carrier:DHL', true);
-        PERFORM order_mgmt.set_status('shipment', v_sid, 'in_transit');
-        IF v_delay THEN
-            PERFORM order_mgmt.set_status('shipment', v_sid, 'delayed');
-            PERFORM order_mgmt.set_status('shipment', v_sid, 'in_transit');
-        END IF;
-        PERFORM order_mgmt.set_status('shipment', v_sid, 'out_for_delivery');
-        PERFORM order_mgmt.set_status('shipment', v_sid, 'delivered');
-        UPDATE order_mgmt.shipments SET delivered_at = clock_timestamp() WHERE shipment_id = v_sid;
-        UPDATE order_mgmt.order_lines y SET qty_delivered = y.qty_delivered + sl.qty
-          FROM order_mgmt.shipment_lines sl
-         WHERE sl.order_id = o AND sl.shipment_id = v_sid AND y.order_id = o AND y.line_no = sl.line_no;
-    END LOOP;
-    PERFORM order_mgmt.set_status('order', o, 'delivered');
+    IF (SELECT x.status FROM order_mgmt.orders x WHERE x.order_id = o) <> 'delivered' THEN
+        RETURN;                                             -- still waiting for stock: stays open
+    END IF;
     IF v_credit THEN                                        -- the invoice is paid
         PERFORM bench_bi.act('erp', true);
         PERFORM order_mgmt.authorize_payment(o, v_total, 'A-INV-' || i);
@@ -194,28 +206,24 @@ BEGIN
     END IF;
 
     IF v_return THEN                                        -- one unit of line 1 comes back
-        INSERT INTO order_mgmt.returns (order_id, reason) VALUES (o, 'does not fit')
-        RETURNING return_id INTO v_rid;
-        INSERT INTO order_mgmt.return_lines (order_id, return_id, line_no, qty) VALUES (o, v_rid, 1, 1);
+        PERFORM bench_bi.act(v_placer, false);
+        v_rid := order_mgmt.request_return(o, '[{"line_no": 1, "qty": 1}]', 'does not fit', 'refund');
         PERFORM bench_bi.act('service-desk:' || (1 + floor(bench_bi.u(i, 74) * 8)), false);
-        PERFORM order_mgmt.set_status('return', v_rid, 'approved');
+        PERFORM order_mgmt.approve_return(v_rid);
         PERFORM bench_bi.act('wms', false);
-        PERFORM order_mgmt.set_status('return', v_rid, 'received');
-        UPDATE order_mgmt.order_lines SET qty_returned = 1 WHERE order_id = o AND line_no = 1;
-        UPDATE order_mgmt.return_lines SET condition = 'resellable', disposition = 'restock'
-         WHERE return_id = v_rid;
-        PERFORM order_mgmt.set_status('return', v_rid, 'inspected');
-        SELECT y.warehouse_id, y.sku, y.unit_price INTO l FROM order_mgmt.order_lines y
-         WHERE y.order_id = o AND y.line_no = 1;
-        PERFORM order_mgmt.stock_move(l.warehouse_id, l.sku, 'restock', 1, 0, o, 1, 'return ' || v_rid);
-        PERFORM order_mgmt.serve_waiting_demand(l.warehouse_id, l.sku);
-        PERFORM order_mgmt.set_status('return', v_rid, 'completed');
+        PERFORM order_mgmt.receive_return(v_rid);
+        PERFORM order_mgmt.inspect_return(v_rid, CASE WHEN bench_bi.u(i, 75) < 0.7
+            THEN '[{"line_no": 1, "qty": 1, "condition": "resellable", "disposition": "restock"}]'
+            ELSE '[{"line_no": 1, "qty": 1, "condition": "damaged", "disposition": "scrap"}]' END::jsonb);
         PERFORM bench_bi.act('psp', true);
-        PERFORM order_mgmt.refund_payment(o, l.unit_price, 'A-REF-' || i, v_rid);
-    ELSE
-        PERFORM bench_bi.act('scheduler', true);
-        PERFORM order_mgmt.set_status('order', o, 'completed');
+        PERFORM order_mgmt.refund_return(v_rid);
     END IF;
+    -- the return window: closed at once here (the bulk closes it 30 days
+    -- after delivery, as complete_due_orders would)
+    PERFORM bench_bi.act('scheduler', true);
+    PERFORM set_config('order_mgmt.reason', 'return window closed', true);
+    PERFORM order_mgmt.complete_order(o);
+    PERFORM set_config('order_mgmt.reason', '', true);
 END;
 $$;
 
