@@ -74,8 +74,9 @@ echo "== invariants"
 checks=$(q -At -F ' | ' -f "$ROOT/bench/history_check.sql")
 echo "$checks"
 bad=$(echo "$checks" | awk -F' [|] ' '$2 != 0' | wc -l)
-q -At -c "SELECT format('== %s orders, %s events, %s shipments, %s holds, %s returns, %s payments',
+q -At -c "SELECT format('== %s orders, %s events, %s shipments, %s tracking events, %s holds, %s returns, %s payments',
                         (SELECT count(*) FROM order_mgmt.orders), (SELECT count(*) FROM order_mgmt.events),
-                        (SELECT count(*) FROM order_mgmt.shipments), (SELECT count(*) FROM order_mgmt.order_holds),
+                        (SELECT count(*) FROM order_mgmt.shipments), (SELECT count(*) FROM order_mgmt.tracking_events),
+                        (SELECT count(*) FROM order_mgmt.order_holds),
                         (SELECT count(*) FROM order_mgmt.returns), (SELECT count(*) FROM order_mgmt.payments))"
 [ "$bad" -eq 0 ] || { echo "history.sh: $bad invariant(s) violated" >&2; exit 1; }
