@@ -485,8 +485,8 @@ SELECT o.*,
             WHEN o.t_ret + interval '1 day' <= now() THEN 'approved'
             WHEN o.t_ret <= now() THEN 'requested' END AS return_status
   FROM o
-  LEFT JOIN LATERAL (SELECT x.implied FROM tr x WHERE x.order_id = o.order_id AND x.at <= now()
-                      ORDER BY x.at DESC LIMIT 1) r ON true;
+  LEFT JOIN (SELECT DISTINCT ON (x.order_id) x.order_id, x.implied FROM tr x WHERE x.at <= now()
+              ORDER BY x.order_id, x.at DESC) r USING (order_id);
 ALTER TABLE now_o ADD PRIMARY KEY (order_id);
 
 CREATE TEMP TABLE now_l AS
