@@ -136,7 +136,9 @@ BEGIN
         v_status := order_mgmt.confirm_order(o);
     ELSIF NOT v_credit THEN
         v_status := order_mgmt.confirm_order(o);           -- awaiting_payment
-        IF v_cancel THEN
+        IF v_cancel THEN                                    -- the same actors as below
+            PERFORM bench_bi.act(CASE WHEN bench_bi.u(i, 72) < 0.5 THEN v_placer
+                                      ELSE 'service-desk:' || (1 + floor(bench_bi.u(i, 73) * 8)) END, false);
             PERFORM order_mgmt.cancel_order(o, 'customer request');
             RETURN;
         END IF;
