@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Status change through the C trigger (a) against the same UPDATE plus a
 # hand-written event INSERT with no checks (b) and a PL/pgSQL reference
-# trigger (c); 1 and 8 clients; synchronous_commit off and on; median of
+# trigger (c); (d) is the C trigger alone on a copy of the table, without
+# the fulfilment triggers (a) has since 0.5.0; 1 and 8 clients; synchronous_commit off and on; median of
 # RUNS runs of SECS seconds.  NOTIFY (notify_mode=commit) is measured
 # separately at the default synchronous_commit.
 source "$(dirname "$0")/../tools/common.sh"
@@ -25,6 +26,7 @@ for sync in off on; do
             run "a_c${c}_sync_$sync" "$c" $sync off lifecycle_a.sql
             run "b_c${c}_sync_$sync" "$c" $sync off lifecycle_b.sql
             run "c_c${c}_sync_$sync" "$c" $sync off lifecycle_c.sql
+            run "d_c${c}_sync_$sync" "$c" $sync off lifecycle_d.sql
         done
     done
 done
@@ -39,5 +41,7 @@ echo "== lifecycle: $(nproc) cores, $(date -u +%F), RUNS=$RUNS SECS=$SECS"
     a_c1_sync_off:c_c1_sync_off:'>1' a_c8_sync_off:c_c8_sync_off:'>1' \
     a_c1_sync_on:b_c1_sync_on:'>=0.95' a_c8_sync_on:b_c8_sync_on:'>=0.95' \
     a_c1_sync_on:c_c1_sync_on:'>1' a_c8_sync_on:c_c8_sync_on:'>1' \
+    d_c1_sync_off:b_c1_sync_off:'>=0.95' d_c8_sync_off:b_c8_sync_off:'>=0.95' \
+    d_c1_sync_on:b_c1_sync_on:'>=0.95' d_c8_sync_on:b_c8_sync_on:'>=0.95' \
     a_notify_c1_sync_on:a_c1_sync_on:'info' a_notify_c8_sync_on:a_c8_sync_on:'info' <"$OUT"
 rm -f "$OUT"

@@ -1,7 +1,11 @@
 -- Fixture for bench/lifecycle.sh: 10k in-transit shipments in three copies:
 -- (a) order_mgmt.shipments with the C lifecycle trigger,
 -- (b) bench.shipments_b, no trigger (the script writes the event itself),
--- (c) bench.shipments_c with a PL/pgSQL trigger doing the same checks.
+-- (c) bench.shipments_c with a PL/pgSQL trigger doing the same checks,
+-- (d) bench.shipments_d with the C lifecycle trigger alone: since 0.5.0 the
+--     real table (a) also has fulfilment's triggers, whose WHEN conditions
+--     (a change of status class) are evaluated on every status update; (d)
+--     is the setup (a) had up to 0.4.0, the trigger itself.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS bench CASCADE;
@@ -20,8 +24,12 @@ SELECT i, i, 'B-W', 'in_transit', 500, 300, 200, 100, 'DHL', 'STD', 'T' || i
 
 CREATE TABLE bench.shipments_b (LIKE order_mgmt.shipments INCLUDING ALL);
 CREATE TABLE bench.shipments_c (LIKE order_mgmt.shipments INCLUDING ALL);
+CREATE TABLE bench.shipments_d (LIKE order_mgmt.shipments INCLUDING ALL);
 INSERT INTO bench.shipments_b SELECT * FROM order_mgmt.shipments;
 INSERT INTO bench.shipments_c SELECT * FROM order_mgmt.shipments;
+INSERT INTO bench.shipments_d SELECT * FROM order_mgmt.shipments;
+CREATE TRIGGER order_mgmt_lifecycle BEFORE UPDATE OF status ON bench.shipments_d
+    FOR EACH ROW EXECUTE FUNCTION order_mgmt.lifecycle_trigger('shipment', 'shipment_id');
 
 -- The PL/pgSQL reference: the same lookups, checks and event row as the C trigger.
 CREATE FUNCTION bench.ref_lifecycle() RETURNS trigger LANGUAGE plpgsql AS $$
