@@ -49,6 +49,7 @@ static OmCache graph_cache = {
 	.name = "order_mgmt lifecycle graph",
 	.ntables = 2,
 	.tables = {"transitions", "statuses"},
+	.reference = true,
 };
 
 /*
@@ -56,8 +57,6 @@ static OmCache graph_cache = {
  * tie "held" to on_hold and "cancelled" to cancelled, so those two classes
  * apply until ALTER EXTENSION UPDATE.
  */
-#define STATUSES_QUERY \
-	"SELECT entity, status, class FROM " OM_SCHEMA ".statuses"
 #define STATUSES_BEFORE_0_4 \
 	"SELECT * FROM (VALUES ('order', 'on_hold', 'held'), ('order', 'cancelled', 'cancelled')) s"
 
@@ -67,7 +66,8 @@ LoadStatuses(Graph *g)
 	bool		found;
 	bool		has_table = OidIsValid(graph_cache.relids[1]);
 
-	OmLoadQuery(has_table ? STATUSES_QUERY : STATUSES_BEFORE_0_4);
+	OmLoadQuery(has_table ? psprintf("SELECT entity, status, class FROM %s", OmLoadRel("statuses"))
+				: STATUSES_BEFORE_0_4);
 	g->statuses = OmKeyTable("order_mgmt statuses", sizeof(Status), SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -103,8 +103,8 @@ LoadEdges(Graph *g)
 {
 	bool		found;
 
-	OmLoadQuery("SELECT entity, from_status, to_status, activity, requires FROM "
-				OM_SCHEMA ".transitions");
+	OmLoadQuery(psprintf("SELECT entity, from_status, to_status, activity, requires FROM %s",
+						 OmLoadRel("transitions")));
 	g->edges = OmKeyTable("order_mgmt transitions", sizeof(Edge), SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{

@@ -128,15 +128,21 @@ CREATE FUNCTION @extschema@.late_promise_trigger() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    e record;
 BEGIN
-    UPDATE @extschema@.orders o
-       SET promised_ship_earliest = e.ship_earliest, promised_ship_latest = e.ship_latest,
-           promised_delivery_earliest = e.delivery_earliest,
-           promised_delivery_latest = e.delivery_latest
-      FROM @extschema@.estimate_order_delivery(NEW.order_id) e
-     WHERE o.order_id = NEW.order_id AND e.known
-       AND @extschema@.status_class('order', o.status) = 'open'
-       AND o.promised_delivery_latest IS NULL;
+    -- the estimate as values, not a FROM item: on Citus the UPDATE goes to
+    -- the order's shard, and Citus cannot send it an anonymous record
+    e := @extschema@.estimate_order_delivery(NEW.order_id);
+    IF e.known THEN
+        UPDATE @extschema@.orders o
+           SET promised_ship_earliest = e.ship_earliest, promised_ship_latest = e.ship_latest,
+               promised_delivery_earliest = e.delivery_earliest,
+               promised_delivery_latest = e.delivery_latest
+         WHERE o.order_id = NEW.order_id
+           AND @extschema@.status_class('order', o.status) = 'open'
+           AND o.promised_delivery_latest IS NULL;
+    END IF;
     RETURN NULL;
 END;
 $$;

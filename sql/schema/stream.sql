@@ -72,6 +72,9 @@ BEGIN
     -- Waits for a running purge_events, and keeps the next one from deleting
     -- events this consumer has not seen until we commit (see stream.c).
     LOCK TABLE @extschema@.consumers IN SHARE UPDATE EXCLUSIVE MODE;
+    IF @extschema@.citus_active() THEN
+        RETURN @extschema@.citus_register_consumer(v_name, from_now);   -- a cursor per node group
+    END IF;
     IF from_now THEN
         SELECT e.tx, e.seq INTO v_tx, v_seq FROM @extschema@.events e
          WHERE e.tx < @extschema@.delivery_horizon()
@@ -111,6 +114,11 @@ BEGIN
     IF NOT FOUND THEN           -- dropped by a concurrent drop_consumer
         RAISE EXCEPTION 'unknown consumer "%"', v_name USING ERRCODE = 'OM004';
     END IF;
+    IF @extschema@.citus_active() THEN
+        PERFORM @extschema@.citus_require_read_committed();
+        RETURN QUERY SELECT * FROM @extschema@.citus_fetch_events(v_name, max_rows);
+        RETURN;
+    END IF;
     -- Taken before the query's own snapshot: every transaction below it had
     -- ended then, so its events are visible to the query.
     v_horizon := @extschema@.delivery_horizon();
@@ -143,6 +151,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown consumer "%"', v_name
             USING ERRCODE = 'OM004', HINT = 'A consumer is registered by its first fetch_events.';
+    END IF;
+    IF @extschema@.citus_active() THEN
+        PERFORM @extschema@.citus_require_read_committed();
+        RETURN @extschema@.citus_ack_events(v_name, ack_events.tx, ack_events.seq);
     END IF;
     IF (ack_events.tx, ack_events.seq) <= (v_tx, v_seq) THEN
         RETURN false;
