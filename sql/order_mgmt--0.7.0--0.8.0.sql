@@ -10,7 +10,8 @@
  * - set_reason / citus_arm: actor, reason, automated and db_role reach
  *   the workers; the setting order_mgmt.db_role (library);
  * - consumer_cursors: the consumers' cursors per node group on Citus;
- *   events_stamp (the trigger distribute() creates);
+ *   events_stamp (the trigger distribute() creates); purge_events per
+ *   shard (purge_shard); consumer_lag through consumer_backlog;
  * - Citus plans no UPDATE with a volatile call or a non-immutable call in
  *   a CASE, no SQL function with parameters that reads a distributed
  *   table, and runs a statement that reads a shard and calls a function on
@@ -329,10 +330,14 @@ BEGIN
     ON CONFLICT ON CONSTRAINT consumer_cursors_pkey DO UPDATE
        SET acked_tx = excluded.acked_tx, acked_seq = excluded.acked_seq, acked_at = excluded.acked_at
      WHERE (x.acked_tx, x.acked_seq) < (excluded.acked_tx, excluded.acked_seq);
-    IF FOUND THEN
-        UPDATE @extschema@.consumers x SET acked_at = pg_catalog.now() WHERE x.consumer = p_consumer;
+    IF NOT FOUND THEN
+        RETURN false;
     END IF;
-    RETURN FOUND;
+    -- (consumer_lag: the last position acknowledged, in some group)
+    UPDATE @extschema@.consumers x
+       SET acked_tx = p_tx, acked_seq = p_seq, acked_at = pg_catalog.now()
+     WHERE x.consumer = p_consumer;
+    RETURN true;
 END;
 $$;
 
@@ -358,6 +363,53 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION @extschema@.citus_purge_events(p_cutoff timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_any    boolean;
+    v_groups int[] := '{}';
+    v_txs    xid8[] := '{}';
+    v_seqs   bigint[] := '{}';
+    g        int;
+    c        record;
+    r        record;
+    v_n      bigint := 0;
+BEGIN
+    LOCK TABLE @extschema@.consumers IN SHARE UPDATE EXCLUSIVE MODE;
+    v_any := NOT EXISTS (SELECT 1 FROM @extschema@.consumers);
+    IF NOT v_any THEN
+        FOR g IN SELECT n.groupid FROM pg_catalog.pg_dist_node n WHERE n.noderole = 'primary'
+                  UNION SELECT x.node_group FROM @extschema@.consumer_cursors x ORDER BY 1 LOOP
+            SELECT coalesce(x.acked_tx, '0') AS tx, coalesce(x.acked_seq, 0) AS seq INTO c
+              FROM @extschema@.consumers k
+              LEFT JOIN @extschema@.consumer_cursors x ON x.consumer = k.consumer AND x.node_group = g
+             ORDER BY 1, 2 LIMIT 1;
+            v_groups := v_groups || g;
+            v_txs := v_txs || c.tx;
+            v_seqs := v_seqs || c.seq;
+        END LOOP;
+    END IF;
+    FOR r IN SELECT * FROM pg_catalog.run_command_on_placements('@extschema@.events',
+                 -- (%s: the shard, filled in by Citus)
+                 format('SELECT @extschema@.purge_shard(''%%s'', %L, %L, %L, %L, %L)',
+                        p_cutoff, v_any, v_groups, v_txs, v_seqs)) LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'could not purge shard % on %:%: %', r.shardid, r.nodename,
+                            r.nodeport, r.result;
+        END IF;
+        v_n := v_n + r.result::bigint;
+    END LOOP;
+    RETURN v_n;
+END;
+$$;
+
+CREATE FUNCTION @extschema@.purge_shard(shard regclass, cutoff timestamptz, any_position boolean,
+                                        groups int[], txs xid8[], seqs bigint[])
+RETURNS bigint
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'purge_shard';
+
 CREATE PROCEDURE @extschema@.distribute()
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -371,13 +423,22 @@ DECLARE
                                 'tracking_events', 'events', 'order_effects'];
     -- constraints Citus cannot distribute: UNIQUEs without order_id (the
     -- business keys move to business_keys) and the exchange link between
-    -- two orders, which may live on two shards
+    -- two orders, which may live on two shards; and the foreign keys of the
+    -- coordinator's stock and credit tables to master data: checking one
+    -- locks the row in every placement of the reference table, which
+    -- deadlocks concurrent confirmations (the API checks warehouses, skus
+    -- and customers itself)
     v_drop text[] := ARRAY['orders', 'orders_external_ref_key',
                            'payments', 'payments_psp_reference_key',
                            'shipments', 'shipments_tracking_number_key',
                            'tracking_events', 'tracking_events_carrier_event_id_key',
                            'returns', 'returns_exchange_order_id_key',
-                           'returns', 'returns_exchange_order_id_fkey'];
+                           'returns', 'returns_exchange_order_id_fkey',
+                           'stock_levels', 'stock_levels_warehouse_id_fkey',
+                           'stock_levels', 'stock_levels_sku_fkey',
+                           'inventory_movements', 'inventory_movements_warehouse_id_fkey',
+                           'inventory_movements', 'inventory_movements_sku_fkey',
+                           'credit_accounts', 'credit_accounts_customer_id_fkey'];
     t       text;
     v_moved boolean := false;
 BEGIN
@@ -407,9 +468,9 @@ BEGIN
     END IF;
 
     -- Triggers on distributed tables (they stay order-scoped: see src/citus.c);
-    -- reference tables may be referenced by the coordinator's local stock
-    -- tables without turning those into Citus tables; one connection per
-    -- worker while tables are created in one transaction.
+    -- local tables referencing master data are not turned into Citus
+    -- tables; one connection per worker while tables are created in one
+    -- transaction.
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
     PERFORM set_config('citus.enable_local_reference_table_foreign_keys', 'off', true);
     PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
@@ -465,19 +526,12 @@ BEGIN
         PERFORM create_distributed_table('@extschema@.business_keys', 'key', colocate_with => 'none');
         v_moved := true;
     END IF;
-    -- the coordinator's copies of what moved to the shards (Citus cannot
-    -- truncate a table that a local table references: customers, products
-    -- and warehouses keep theirs on disk, invisible).  The shell of events
-    -- is truncated past its append-only trigger (replica role: no trigger
-    -- fires): its rows are on the shards now.
+    -- the coordinator's copies of what moved to the shards; the shell of
+    -- events past its append-only trigger (replica role: no trigger
+    -- fires), its rows are on the shards now
     IF v_moved THEN
         PERFORM set_config('session_replication_role', 'replica', true);
         FOREACH t IN ARRAY v_reference || ARRAY['orders'] || v_colocated || ARRAY['business_keys'] LOOP
-            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
-                                   WHERE c.contype = 'f'
-                                     AND c.confrelid = format('@extschema@.%I', t)::regclass
-                                     AND c.conrelid NOT IN (SELECT d.logicalrelid
-                                                              FROM pg_catalog.pg_dist_partition d));
             PERFORM truncate_local_data_after_distributing_table(format('@extschema@.%I', t)::regclass);
         END LOOP;
         PERFORM set_config('session_replication_role', 'origin', true);
@@ -559,6 +613,42 @@ $$;
 ------------------------------------------------------------------------
 -- The rules engine, made to run on Citus too
 ------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.statuses_of_class(entity text, class text) RETURNS text[]
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'statuses_of_class';
+
+CREATE OR REPLACE FUNCTION @extschema@.orders_closed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_reason text := coalesce(nullif(current_setting('order_mgmt.reason', true), ''),
+                              'order ' || NEW.status);
+    v_cancel boolean := @extschema@.status_class('order', NEW.status) = 'cancelled';
+    v_freed  text[];
+BEGIN
+    v_freed := @extschema@.release_reservations(NEW.order_id, v_reason);
+    UPDATE @extschema@.order_lines x
+       SET qty_cancelled = CASE WHEN v_cancel THEN x.qty - x.qty_shipped ELSE x.qty_cancelled END,
+           qty_reserved = 0, qty_backordered = 0
+     WHERE x.order_id = NEW.order_id
+       AND (x.qty_reserved > 0 OR x.qty_backordered > 0
+            OR (v_cancel AND x.qty_cancelled < x.qty - x.qty_shipped));
+    UPDATE @extschema@.order_holds x
+       SET released_at = now(), released_by = @extschema@.current_actor(),
+           release_reason = v_reason
+     WHERE x.order_id = NEW.order_id AND x.released_at IS NULL;
+    -- 0.5.0: shipments still being prepared are cancelled with the order
+    -- (their units were reservations, released above); the lifecycle
+    -- trigger writes their events with the order's reason
+    UPDATE @extschema@.shipments x SET status = 'cancelled'
+     WHERE x.order_id = NEW.order_id
+       AND x.status = ANY (@extschema@.statuses_of_class('shipment', 'preparing'));
+    PERFORM @extschema@.serve_freed(v_freed);
+    RETURN NULL;
+END;
+$$;
+
 DROP FUNCTION @extschema@.credit_add(text, numeric);
 CREATE FUNCTION @extschema@.credit_add(customer_id text, delta numeric, order_id bigint DEFAULT NULL)
 RETURNS void
@@ -1070,12 +1160,26 @@ BEGIN
                promised_delivery_earliest = e.delivery_earliest,
                promised_delivery_latest = e.delivery_latest
          WHERE o.order_id = NEW.order_id
-           AND @extschema@.status_class('order', o.status) = 'open'
+           AND o.status = ANY (@extschema@.statuses_of_class('order', 'open'))
            AND o.promised_delivery_latest IS NULL;
     END IF;
     RETURN NULL;
 END;
 $$;
+
+CREATE OR REPLACE VIEW @extschema@.orders_at_risk AS
+SELECT o.order_id, o.status, o.promised_delivery_latest,
+       e.delivery_latest AS estimated_delivery_latest,
+       e.delivery_latest - o.promised_delivery_latest AS days_late,
+       CASE WHEN NOT e.known THEN 'unknown: ' || e.note
+            ELSE 'late' END AS risk
+  FROM @extschema@.orders o
+ CROSS JOIN LATERAL @extschema@.estimate_order_window(ROW(o.*)::@extschema@.orders,
+       ARRAY(SELECT ROW(l.*)::@extschema@.order_lines FROM @extschema@.order_lines l
+              WHERE l.order_id = o.order_id ORDER BY l.line_no)) e
+ WHERE @extschema@.status_class('order', o.status) IN ('pending', 'open', 'held')
+   AND o.promised_delivery_latest IS NOT NULL
+   AND (NOT e.known OR e.delivery_latest > o.promised_delivery_latest);
 
 CREATE OR REPLACE FUNCTION @extschema@.move_shipment(p_order bigint, p_shipment bigint, p_status text,
                                           p_reason text)
@@ -1707,6 +1811,44 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION @extschema@.consumer_backlog(consumer text,
+                                             OUT events_behind bigint,
+                                             OUT oldest_unacked_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g int;
+    c record;
+    v_n bigint;
+    v_at timestamptz;
+BEGIN
+    IF NOT @extschema@.citus_active() THEN
+        SELECT pg_catalog.count(*), pg_catalog.min(e.occurred_at) INTO events_behind, oldest_unacked_at
+          FROM @extschema@.consumers k, @extschema@.events e
+         WHERE k.consumer = consumer_backlog.consumer AND (e.tx, e.seq) > (k.acked_tx, k.acked_seq);
+        RETURN;
+    END IF;
+    events_behind := 0;
+    FOR g IN SELECT n.groupid FROM pg_catalog.pg_dist_node n WHERE n.noderole = 'primary'
+              UNION SELECT x.node_group FROM @extschema@.consumer_cursors x ORDER BY 1 LOOP
+        c := @extschema@.citus_cursor(consumer_backlog.consumer, g);
+        SELECT pg_catalog.count(*), pg_catalog.min(e.occurred_at) INTO v_n, v_at
+          FROM @extschema@.events e
+         WHERE e.seq > (g::bigint << 48) AND e.seq <= ((g + 1)::bigint << 48)
+           AND (e.tx, e.seq) > (c.acked_tx, c.acked_seq);
+        events_behind := events_behind + v_n;
+        oldest_unacked_at := least(oldest_unacked_at, v_at);
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE VIEW @extschema@.consumer_lag AS
+SELECT c.consumer, c.acked_tx, c.acked_seq, c.acked_at, l.events_behind, l.oldest_unacked_at,
+       pg_catalog.clock_timestamp() - l.oldest_unacked_at AS oldest_unacked_age
+  FROM @extschema@.consumers c
+ CROSS JOIN LATERAL @extschema@.consumer_backlog(c.consumer) l;
+
 
 ------------------------------------------------------------------------
 -- pg_dump support and privileges
@@ -1718,5 +1860,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON PROCEDURE @extschema@.distribute() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.current_actor()
     TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.consumer_backlog(text)
+    TO order_mgmt_reader, order_mgmt_operator;
 GRANT SELECT ON @extschema@.business_keys, @extschema@.order_effects, @extschema@.effects_armed,
     @extschema@.consumer_cursors TO order_mgmt_operator;

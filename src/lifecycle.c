@@ -406,6 +406,34 @@ status_class(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(c));
 }
 
+/*
+ * statuses_of_class(entity, class) -> text[]: the statuses of a class, so
+ * an UPDATE can test a column against them (x.status = ANY (...)): Citus
+ * plans no UPDATE whose WHERE calls a STABLE function on a column.
+ */
+PG_FUNCTION_INFO_V1(statuses_of_class);
+Datum
+statuses_of_class(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"entity", "class"};
+	const char *entity;
+	const char *class;
+	HASH_SEQ_STATUS it;
+	Status	   *st;
+	ArrayBuildState *acc;
+
+	OmRequireArgs(fcinfo, names, 2);
+	entity = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	class = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	acc = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+	hash_seq_init(&it, GetGraph()->statuses);
+	while ((st = hash_seq_search(&it)) != NULL)
+		if (strcmp(st->key.s[0], entity) == 0 && st->class != NULL && strcmp(st->class, class) == 0)
+			acc = accumArrayResult(acc, CStringGetTextDatum(st->key.s[1]), false, TEXTOID,
+								   CurrentMemoryContext);
+	PG_RETURN_DATUM(makeArrayResult(acc, CurrentMemoryContext));
+}
+
 /* check_not_dispatched(order_id): OM006 when goods have left (see above). */
 PG_FUNCTION_INFO_V1(check_not_dispatched);
 Datum

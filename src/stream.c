@@ -218,7 +218,8 @@ DeletePurgeable(const PurgeState *st, const char *relation)
 	else if (st->ngroups > 0)
 	{
 		/* each event against the slowest cursor of the group that wrote it */
-		sql = psprintf("DELETE FROM %s e USING pg_catalog.unnest($2, $3, $4) AS h(g, tx, seq)"
+		sql = psprintf("DELETE FROM %s e USING ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+					   " pg_catalog.unnest($4)) AS h(g, tx, seq)"
 					   " WHERE e.occurred_at OPERATOR(pg_catalog.<) $1"
 					   " AND ((e.seq OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.>>) 48)"
 					   " OPERATOR(pg_catalog.=) h.g"

@@ -375,10 +375,14 @@ BEGIN
     ON CONFLICT ON CONSTRAINT consumer_cursors_pkey DO UPDATE
        SET acked_tx = excluded.acked_tx, acked_seq = excluded.acked_seq, acked_at = excluded.acked_at
      WHERE (x.acked_tx, x.acked_seq) < (excluded.acked_tx, excluded.acked_seq);
-    IF FOUND THEN
-        UPDATE @extschema@.consumers x SET acked_at = pg_catalog.now() WHERE x.consumer = p_consumer;
+    IF NOT FOUND THEN
+        RETURN false;
     END IF;
-    RETURN FOUND;
+    -- (consumer_lag: the last position acknowledged, in some group)
+    UPDATE @extschema@.consumers x
+       SET acked_tx = p_tx, acked_seq = p_seq, acked_at = pg_catalog.now()
+     WHERE x.consumer = p_consumer;
+    RETURN true;
 END;
 $$;
 
@@ -487,13 +491,22 @@ DECLARE
                                 'tracking_events', 'events', 'order_effects'];
     -- constraints Citus cannot distribute: UNIQUEs without order_id (the
     -- business keys move to business_keys) and the exchange link between
-    -- two orders, which may live on two shards
+    -- two orders, which may live on two shards; and the foreign keys of the
+    -- coordinator's stock and credit tables to master data: checking one
+    -- locks the row in every placement of the reference table, which
+    -- deadlocks concurrent confirmations (the API checks warehouses, skus
+    -- and customers itself)
     v_drop text[] := ARRAY['orders', 'orders_external_ref_key',
                            'payments', 'payments_psp_reference_key',
                            'shipments', 'shipments_tracking_number_key',
                            'tracking_events', 'tracking_events_carrier_event_id_key',
                            'returns', 'returns_exchange_order_id_key',
-                           'returns', 'returns_exchange_order_id_fkey'];
+                           'returns', 'returns_exchange_order_id_fkey',
+                           'stock_levels', 'stock_levels_warehouse_id_fkey',
+                           'stock_levels', 'stock_levels_sku_fkey',
+                           'inventory_movements', 'inventory_movements_warehouse_id_fkey',
+                           'inventory_movements', 'inventory_movements_sku_fkey',
+                           'credit_accounts', 'credit_accounts_customer_id_fkey'];
     t       text;
     v_moved boolean := false;
 BEGIN
@@ -523,9 +536,9 @@ BEGIN
     END IF;
 
     -- Triggers on distributed tables (they stay order-scoped: see src/citus.c);
-    -- reference tables may be referenced by the coordinator's local stock
-    -- tables without turning those into Citus tables; one connection per
-    -- worker while tables are created in one transaction.
+    -- local tables referencing master data are not turned into Citus
+    -- tables; one connection per worker while tables are created in one
+    -- transaction.
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
     PERFORM set_config('citus.enable_local_reference_table_foreign_keys', 'off', true);
     PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
@@ -581,19 +594,12 @@ BEGIN
         PERFORM create_distributed_table('@extschema@.business_keys', 'key', colocate_with => 'none');
         v_moved := true;
     END IF;
-    -- the coordinator's copies of what moved to the shards (Citus cannot
-    -- truncate a table that a local table references: customers, products
-    -- and warehouses keep theirs on disk, invisible).  The shell of events
-    -- is truncated past its append-only trigger (replica role: no trigger
-    -- fires): its rows are on the shards now.
+    -- the coordinator's copies of what moved to the shards; the shell of
+    -- events past its append-only trigger (replica role: no trigger
+    -- fires), its rows are on the shards now
     IF v_moved THEN
         PERFORM set_config('session_replication_role', 'replica', true);
         FOREACH t IN ARRAY v_reference || ARRAY['orders'] || v_colocated || ARRAY['business_keys'] LOOP
-            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
-                                   WHERE c.contype = 'f'
-                                     AND c.confrelid = format('@extschema@.%I', t)::regclass
-                                     AND c.conrelid NOT IN (SELECT d.logicalrelid
-                                                              FROM pg_catalog.pg_dist_partition d));
             PERFORM truncate_local_data_after_distributing_table(format('@extschema@.%I', t)::regclass);
         END LOOP;
         PERFORM set_config('session_replication_role', 'origin', true);

@@ -119,6 +119,11 @@ CREATE TRIGGER order_mgmt_statuses_changed
 CREATE FUNCTION @extschema@.status_class(entity text, status text) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'status_class';
 
+-- The statuses of a class (from the same cache), for UPDATEs that test a
+-- column: Citus plans no UPDATE whose WHERE calls status_class on one.
+CREATE FUNCTION @extschema@.statuses_of_class(entity text, class text) RETURNS text[]
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'statuses_of_class';
+
 -- OM006 when goods of the order have left the building (the one home of
 -- that rule; the lifecycle trigger calls it on entering a cancelled class).
 CREATE FUNCTION @extschema@.check_not_dispatched(p_order bigint) RETURNS void

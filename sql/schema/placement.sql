@@ -550,7 +550,7 @@ BEGIN
     -- trigger writes their events with the order's reason
     UPDATE @extschema@.shipments x SET status = 'cancelled'
      WHERE x.order_id = NEW.order_id
-       AND @extschema@.status_class('shipment', x.status) = 'preparing';
+       AND x.status = ANY (@extschema@.statuses_of_class('shipment', 'preparing'));
     PERFORM @extschema@.serve_freed(v_freed);
     RETURN NULL;
 END;

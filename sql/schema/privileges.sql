@@ -129,3 +129,6 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.ack_events(text, xid8, bigint)
 TO order_mgmt_operator;
 GRANT SELECT ON @extschema@.consumer_lag TO order_mgmt_reader;
+-- consumer_lag calls it with the reader's rights (counts and times only)
+GRANT EXECUTE ON FUNCTION @extschema@.consumer_backlog(text)
+    TO order_mgmt_reader, order_mgmt_operator;

@@ -203,14 +203,49 @@ RETURNS bigint
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'purge_events';
 
--- How far behind each consumer is: events after its cursor (including
--- committed events still held back by an older running transaction) and
--- the age of the oldest of them.
+/*
+ * The events after a consumer's cursor (including committed events still
+ * held back by an older running transaction) and when the oldest of them
+ * occurred; on Citus summed over the cursors of every node group.  Counts
+ * and times only (consumer_lag's reader sees no event).
+ */
+CREATE FUNCTION @extschema@.consumer_backlog(consumer text,
+                                             OUT events_behind bigint,
+                                             OUT oldest_unacked_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g int;
+    c record;
+    v_n bigint;
+    v_at timestamptz;
+BEGIN
+    IF NOT @extschema@.citus_active() THEN
+        SELECT pg_catalog.count(*), pg_catalog.min(e.occurred_at) INTO events_behind, oldest_unacked_at
+          FROM @extschema@.consumers k, @extschema@.events e
+         WHERE k.consumer = consumer_backlog.consumer AND (e.tx, e.seq) > (k.acked_tx, k.acked_seq);
+        RETURN;
+    END IF;
+    events_behind := 0;
+    FOR g IN SELECT n.groupid FROM pg_catalog.pg_dist_node n WHERE n.noderole = 'primary'
+              UNION SELECT x.node_group FROM @extschema@.consumer_cursors x ORDER BY 1 LOOP
+        c := @extschema@.citus_cursor(consumer_backlog.consumer, g);
+        SELECT pg_catalog.count(*), pg_catalog.min(e.occurred_at) INTO v_n, v_at
+          FROM @extschema@.events e
+         WHERE e.seq > (g::bigint << 48) AND e.seq <= ((g + 1)::bigint << 48)
+           AND (e.tx, e.seq) > (c.acked_tx, c.acked_seq);
+        events_behind := events_behind + v_n;
+        oldest_unacked_at := least(oldest_unacked_at, v_at);
+    END LOOP;
+END;
+$$;
+
+-- How far behind each consumer is (consumer_backlog).  On Citus acked_tx
+-- and acked_seq are the last position acknowledged, in some node group
+-- (consumer_cursors has the cursor of each).
 CREATE VIEW @extschema@.consumer_lag AS
 SELECT c.consumer, c.acked_tx, c.acked_seq, c.acked_at, l.events_behind, l.oldest_unacked_at,
        pg_catalog.clock_timestamp() - l.oldest_unacked_at AS oldest_unacked_age
   FROM @extschema@.consumers c
- CROSS JOIN LATERAL (
-       SELECT pg_catalog.count(*) AS events_behind, pg_catalog.min(e.occurred_at) AS oldest_unacked_at
-         FROM @extschema@.events e
-        WHERE (e.tx, e.seq) > (c.acked_tx, c.acked_seq)) l;
+ CROSS JOIN LATERAL @extschema@.consumer_backlog(c.consumer) l;
