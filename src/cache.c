@@ -12,8 +12,13 @@
  *   isolation level.
  * - A cache is loaded with the latest snapshot, never the transaction's:
  *   a REPEATABLE READ transaction must not rebuild it from data older than
- *   what the next transaction would see (issue 7).
- * - On Citus (0.8.0), a cache of reference tables reads this node's
+ *   what the next transaction would see (issue 7).  During a parallel query
+ *   (in the leader or a worker) no snapshot may be taken, and a worker
+ *   starts with cold caches: there a load reads with the query's own
+ *   snapshot, which the leader and its workers share, and that version
+ *   serves that query only (it may be older than what the next statement
+ *   sees).
+ * - On Citus (0.9.0), a cache of reference tables reads this node's
  *   placement of each table, not the distributed table: a query through
  *   the distributed planner is refused inside a query on a shard (a
  *   function pushed down to a worker), and the placement is always local.
@@ -31,6 +36,7 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -98,7 +104,12 @@ OmCacheValid(OmCache *c)
 {
 	AcceptInvalidationMessages();
 	Register(c);
-	return c->data != NULL && c->loaded_at == c->invalidations;
+	if (c->data == NULL || c->loaded_at != c->invalidations)
+		return false;
+	/* a version read with a parallel query's snapshot: that query only */
+	return !c->query_only ||
+		(IsInParallelMode() && c->query_lxid == MyProc->lxid &&
+		 c->query_cid == GetCurrentCommandId(false));
 }
 
 /*
@@ -183,23 +194,31 @@ OmCacheRebuild(OmCache *c, void *(*load) (MemoryContext cxt))
 	c->cxt = cxt;
 	c->data = data;
 	c->loaded_at = count;
+	c->query_only = IsInParallelMode();
+	if (c->query_only)
+	{
+		c->query_lxid = MyProc->lxid;
+		c->query_cid = GetCurrentCommandId(false);
+	}
 	return data;
 }
 
 /*
  * Run a read-only query for a cache load (inside OmCacheRebuild) with the
- * latest snapshot.  The result is in SPI_tuptable.  SPI leaves its own
- * context current after a call; the load goes on in the cache's.
+ * latest snapshot, or during a parallel query with the query's (see the
+ * header).  The result is in SPI_tuptable.  SPI leaves its own context
+ * current after a call; the load goes on in the cache's.
  */
 void
 OmLoadQuery(const char *sql)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+	Snapshot	snap = IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot();
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	if (SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+	if (SPI_execute_snapshot(plan, NULL, NULL, snap, InvalidSnapshot,
 							 true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not run \"%s\"", sql);
 	MemoryContextSwitchTo(cxt);

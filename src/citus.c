@@ -1,6 +1,6 @@
 /*
  * citus.c
- *		order_mgmt distributed by order_id on Citus (0.8.0, README "Scaling
+ *		order_mgmt distributed by order_id on Citus (0.9.0, README "Scaling
  *		out").  On a single node none of this runs: OmCitusActive() is false
  *		and every caller takes its single-node path.
  *

@@ -28,7 +28,7 @@
 /* 0.5.0, fulfilment (docs/fulfilment.md): OM030 is raised in C, OM031/OM032 in SQL */
 #define ERRCODE_OM_LINES_DISAGREE		MAKE_SQLSTATE('O','M','0','3','0')
 /* 0.7.0, the event stream: OM040 (ack_events) is raised in SQL */
-/* 0.8.0, Citus: a step that must run through the API on the coordinator */
+/* 0.9.0, Citus: a step that must run through the API on the coordinator */
 #define ERRCODE_OM_CITUS_COORDINATOR	MAKE_SQLSTATE('O','M','0','6','0')
 
 #define OM_SCHEMA "order_mgmt"
@@ -84,6 +84,10 @@ typedef struct OmCache
 	void	   *data;			/* the published version */
 	MemoryContext cxt;			/* its memory */
 	bool		registered;
+	/* a version read during a parallel query serves that query only */
+	bool		query_only;
+	LocalTransactionId query_lxid;
+	CommandId	query_cid;
 } OmCache;
 
 extern void OmCacheInit(void);
@@ -134,7 +138,7 @@ extern bool OmCheckNotifyMode(int *newval, void **extra, GucSource source);
 extern void OmRelayEventWritten(void);
 extern void OmRelayWakeAtCommit(void);
 
-/* citus.c: order_mgmt distributed by order_id on Citus (0.8.0) */
+/* citus.c: order_mgmt distributed by order_id on Citus (0.9.0) */
 extern bool OmCitusActive(void);
 extern bool OmOnCitusWorker(void);
 extern Oid	OmCitusLocalPlacement(Oid relid);

@@ -247,8 +247,8 @@ out=$(q "$COORD" -c "CALL order_mgmt.distribute()" 2>&1) && ok=1 || ok=0
 result "CALL order_mgmt.distribute() on the coordinator" "$ok" "$out"
 out=$(q "$COORD" -c "CALL order_mgmt.distribute()" 2>&1) && ok=1 || ok=0
 result "distribute() again (idempotent: nothing left to do)" "$ok" "$out"
-check "10 reference tables, orders and 11 tables co-located with it, business_keys by key; stock, credit and consumers stay on the coordinator" \
-    "SELECT count(*) FILTER (WHERE partmethod = 'n') = 10
+check "11 reference tables, orders and 11 tables co-located with it, business_keys by key; stock, credit and consumers stay on the coordinator" \
+    "SELECT count(*) FILTER (WHERE partmethod = 'n') = 11
         AND count(*) FILTER (WHERE partmethod = 'h' AND colocationid =
               (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'order_mgmt.orders'::regclass)) = 12
         AND bool_or(logicalrelid = 'order_mgmt.business_keys'::regclass AND partmethod = 'h'
@@ -536,6 +536,18 @@ result "an event committed on a worker after an older open transaction there is 
 q "$COORD" -c "SELECT order_mgmt.drop_consumer('late')" >/dev/null
 fails "fetch_events in REPEATABLE READ: 25000" 25000 coordinator \
     "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM order_mgmt.fetch_events('citus-test');"
+
+# --- the views Citus can plan (README "Scaling out": the others fail) ----
+check "the views Citus can plan answer through the coordinator (orders_at_risk, consumer_lag, event_log, process_steps, order_zones, inventory_availability, bi_config, process_map_dot, export_xes)" \
+    "SELECT (SELECT count(*) FROM order_mgmt.orders_at_risk) >= 0
+        AND (SELECT count(*) FROM order_mgmt.consumer_lag) = 2
+        AND (SELECT count(*) FROM order_mgmt.event_log) > 0
+        AND (SELECT count(*) FROM order_mgmt.process_steps) > 0
+        AND (SELECT count(*) FROM order_mgmt.order_zones) > 0
+        AND (SELECT count(*) FROM order_mgmt.inventory_availability) > 0
+        AND (SELECT count(*) FROM order_mgmt.bi_config) = 1
+        AND length(order_mgmt.process_map_dot()) > 0
+        AND length(order_mgmt.export_xes()::text) > 0"
 
 # --- retention ------------------------------------------------------------
 q "$COORD" -c "SELECT order_mgmt.hold_order($B, 'manual', 'after the drain')" >/dev/null

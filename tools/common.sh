@@ -14,6 +14,9 @@ export PATH="$PGBIN:$PATH"
 
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap \
 libtap-parser-sourcehandler-pgtap-perl postgresql-contrib build-essential python3-psycopg2 valgrind sqlsmith"
+# BI (issue 13): dot renders the process map (tools/report.sh), xmllint checks
+# the XES export, headless chromium opens the report page (test/client/bi_report.t)
+PACKAGES="$PACKAGES graphviz libxml2-utils chromium"
 
 # Install the Debian packages the project needs (only when one is missing).
 om_packages() {

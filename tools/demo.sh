@@ -13,4 +13,7 @@ sleep 1
 psql -qX -d om_demo -f "$ROOT/tools/demo.sql"
 sleep 0.5
 wait "$listener"
+# the BI report of the demo: KPI tables, variants, at-risk list, process map
+report=$(bash "$ROOT/tools/report.sh" om_demo "${OM_REPORT_DIR:-/tmp/order_mgmt_report}")
+echo "== BI report written: $report (and process.svg next to it)"
 echo "== the cluster keeps running: PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER psql -d om_demo"

@@ -152,27 +152,26 @@ SELECT order_id AS "order", status, payment_status, promised_delivery_latest AS 
           FROM jsonb_array_elements(shipments) x) AS shipments
   FROM order_mgmt.order_overview ORDER BY 1;
 
-\echo '== KPIs'
-SELECT count(*) AS orders,
-       count(*) FILTER (WHERE o.status = 'delivered') AS delivered,
-       count(*) FILTER (WHERE s.delivered_at::date <= o.promised_delivery_latest) AS "delivered on time",
-       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM order_mgmt.order_holds h
-                                       WHERE h.order_id = o.order_id AND h.kind = 'credit')) AS "credit holds",
-       (SELECT round(100.0 * count(*) FILTER (WHERE automated) / count(*), 1)
-          FROM order_mgmt.events) AS "automated events %"
-  FROM order_mgmt.orders o
-  LEFT JOIN order_mgmt.shipments s USING (order_id);
-SELECT o.order_id AS "order", o.channel, o.status,
-       max(e.occurred_at) FILTER (WHERE e.event_type = 'order.confirmed')
-         - min(e.occurred_at) AS "placed to confirmed"
-  FROM order_mgmt.orders o JOIN order_mgmt.events e USING (order_id)
- GROUP BY o.order_id ORDER BY 1;
+\echo '== KPIs (the BI views; definitions in docs/bi.md)'
+\o /dev/null
+-- which actors are systems: their steps do not make an order "touched"
+INSERT INTO order_mgmt.bi_settings (system_actors)
+VALUES ('{wms,edi-gateway,webshop,psp,carrier:%}');
+\o
+SELECT order_id AS "order", channel, status, on_time, in_full, cycle_time_hours AS "cycle h",
+       credit_hold_hours AS "credit hold h", manual_events AS manual, touchless, rework,
+       returned_qty AS returned
+  FROM order_mgmt.order_facts ORDER BY 1;
+SELECT channel, orders, measured, otd_rate, in_full_rate, otif_rate, touchless_rate,
+       credit_hold_rate, return_rate
+  FROM order_mgmt.kpi_daily WHERE day IS NULL ORDER BY channel = 'all', channel;
+SELECT cases, share, variant FROM order_mgmt.process_variants ORDER BY variant_rank;
 \echo '== orders whose current estimate misses the promise: none ...'
-SELECT * FROM order_mgmt.orders_at_risk;
+SELECT order_id, status, days_left, reason FROM order_mgmt.open_order_risk;
 \echo '== ... until the warehouse announces three days of stocktaking'
 \o /dev/null
 INSERT INTO order_mgmt.calendar_exceptions (calendar_id, day, is_working, name)
 SELECT 'DE-WORK', d::date, false, 'stocktaking'
   FROM generate_series(current_date + 1, current_date + 3, interval '1 day') d;
 \o
-SELECT * FROM order_mgmt.orders_at_risk;
+SELECT order_id, status, days_left, days_late, reason FROM order_mgmt.open_order_risk;

@@ -159,16 +159,17 @@ make -s -C "$ROOT" dist >"$T/dist.log" 2>&1 && mv "$ROOT/order_mgmt-$VER.zip" "$
 tap $? "make dist writes order_mgmt-$VER.zip"
 ZIP=$T/order_mgmt-$VER.zip
 # what `make installcheck` of a PGXN user reads: the build inputs, the
-# regression and isolation tests with the fixtures they include, README
+# regression and isolation tests with the fixtures they include, README and
+# the documents it links (docs/)
 {
     echo META.json
-    git -C "$ROOT" ls-files Makefile order_mgmt.control README.md src sql expected test/isolation
+    git -C "$ROOT" ls-files Makefile order_mgmt.control README.md docs src sql expected test/isolation
     sed -n 's/^\\i \(test\/fixtures\/[^ ]*\).*/\1/p' "$ROOT"/sql/*.sql | sort -u
 } | sed "s|^|order_mgmt-$VER/|" | sort >"$T/want.zip"
 unzip -Z1 "$ZIP" 2>/dev/null | grep -v '/$' | sort >"$T/got.zip"
 diff "$T/want.zip" "$T/got.zip" >"$T/zip.diff"
 rc=$?
-tap $rc "the archive holds exactly the $(wc -l <"$T/want.zip") files a PGXN user needs (build inputs, regression and isolation tests and their fixtures, README, META.json)"
+tap $rc "the archive holds exactly the $(wc -l <"$T/want.zip") files a PGXN user needs (build inputs, regression and isolation tests and their fixtures, README and docs/, META.json)"
 [ $rc -eq 0 ] || show "$T/zip.diff"
 unzip -p "$ZIP" "order_mgmt-$VER/META.json" | python3 -c '
 import json, sys

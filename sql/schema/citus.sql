@@ -1,4 +1,4 @@
--- Citus (0.8.0): order_mgmt distributed by order_id on a coordinator and
+-- Citus (0.9.0): order_mgmt distributed by order_id on a coordinator and
 -- workers (README "Scaling out"; src/citus.c says what runs where).  On a
 -- single node nothing of this runs: citus_active() is false, the tables
 -- stay empty and every caller takes its single-node path.  distribute()
@@ -485,7 +485,7 @@ AS $$
 DECLARE
     v_reference text[] := ARRAY['customers', 'products', 'calendars', 'calendar_exceptions',
                                 'warehouses', 'services', 'lanes', 'zone_rules', 'statuses',
-                                'transitions'];
+                                'transitions', 'bi_settings'];
     v_colocated text[] := ARRAY['order_lines', 'shipments', 'shipment_lines', 'returns',
                                 'return_lines', 'return_inspections', 'order_holds', 'payments',
                                 'tracking_events', 'events', 'order_effects'];

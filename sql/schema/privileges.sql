@@ -39,7 +39,8 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments_payment_id_seq'
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events_tracking_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.consumers', '');
--- Citus (0.8.0): the claimed business keys and the cursors per node group
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.bi_settings', '');
+-- Citus (0.9.0): the claimed business keys and the cursors per node group
 -- (on a single node both stay empty); order_effects and effects_armed
 -- live only inside a transaction.
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.business_keys', '');
@@ -132,3 +133,18 @@ GRANT SELECT ON @extschema@.consumer_lag TO order_mgmt_reader;
 -- consumer_lag calls it with the reader's rights (counts and times only)
 GRANT EXECUTE ON FUNCTION @extschema@.consumer_backlog(text)
     TO order_mgmt_reader, order_mgmt_operator;
+
+-- BI (0.8.0, bi.sql): readers and operators (who read every view) read
+-- the views and run the functions they call: SECURITY INVOKER functions
+-- that read views only.  bi_settings is dumped and written by the owner.
+GRANT SELECT ON @extschema@.bi_config, @extschema@.order_zones, @extschema@.event_log,
+                @extschema@.order_facts, @extschema@.kpi_daily, @extschema@.process_steps,
+                @extschema@.process_dfg, @extschema@.process_variants,
+                @extschema@.open_order_risk, @extschema@.inventory_availability
+    TO order_mgmt_reader;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.is_manual_event(boolean, text, text[]),
+    @extschema@.process_dfg(timestamptz, timestamptz),
+    @extschema@.process_map_dot(timestamptz, timestamptz),
+    @extschema@.export_xes(timestamptz, timestamptz)
+TO order_mgmt_reader, order_mgmt_operator;

@@ -1,12 +1,13 @@
 -- Least privilege, role by role (issue 14): a role with no grant sees
 -- nothing; order_mgmt_reader reads the views and nothing else (of the event
--- stream: the lag, never an event); order_mgmt_operator calls the API
+-- stream: the lag, never an event; of the BI views, every one, and only
+-- the functions they call); order_mgmt_operator calls the API
 -- (also fetch and ack) and cannot write a table, edit the graph, disable a
 -- trigger, drop a consumer or purge events; every SECURITY DEFINER function pins
 -- search_path, and functions or operators a caller puts first on its
 -- search_path are never called by the API.
 BEGIN;
-SELECT plan(33);
+SELECT plan(37);
 
 CREATE ROLE sec_nobody NOLOGIN;
 CREATE ROLE sec_reader NOLOGIN IN ROLE order_mgmt_reader;
@@ -41,7 +42,33 @@ SELECT lives_ok('SELECT count(*) FROM order_mgmt.consumer_lag', 'reader: reads t
 SELECT throws_ok($$SELECT * FROM order_mgmt.fetch_events('sec-reader')$$, '42501', NULL,
                  'reader: cannot fetch events');
 SELECT throws_ok('SELECT count(*) FROM order_mgmt.consumers', '42501', NULL, 'reader: not the cursors');
+SELECT lives_ok($$SELECT (SELECT count(*) FROM order_mgmt.event_log) + (SELECT count(*) FROM order_mgmt.order_facts)
+                       + (SELECT count(*) FROM order_mgmt.kpi_daily) + (SELECT count(*) FROM order_mgmt.process_steps)
+                       + (SELECT count(*) FROM order_mgmt.process_variants) + (SELECT count(*) FROM order_mgmt.process_dfg)
+                       + (SELECT count(*) FROM order_mgmt.open_order_risk)
+                       + (SELECT count(*) FROM order_mgmt.inventory_availability)
+                       + (SELECT count(*) FROM order_mgmt.order_zones) + (SELECT count(*) FROM order_mgmt.bi_config),
+                       length(order_mgmt.process_map_dot()), order_mgmt.export_xes()$$,
+                'reader: reads every BI view, draws the process map and exports XES');
+SELECT throws_ok($$INSERT INTO order_mgmt.bi_settings (stuck_after) VALUES ('1 hour')$$, '42501', NULL,
+                 'reader: cannot change the BI settings');
 RESET ROLE;
+-- exactly the functions the views call (and the BI functions), nothing that
+-- writes or reads the tables as their owner (consumer_backlog, which
+-- consumer_lag calls, reads the log as its owner but returns the counts and
+-- times the view shows, no event)
+SELECT set_eq(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'order_mgmt'::regnamespace
+         AND has_function_privilege('order_mgmt_reader', p.oid, 'EXECUTE')$$,
+    ARRAY['order_mgmt.status_class(text,text)', 'order_mgmt.current_actor()',
+          'order_mgmt.estimate_order_window(order_mgmt.orders,order_mgmt.order_lines[])',
+          'order_mgmt.is_manual_event(boolean,text,text[])',
+          'order_mgmt.process_dfg(timestamp with time zone,timestamp with time zone)',
+          'order_mgmt.process_map_dot(timestamp with time zone,timestamp with time zone)',
+          'order_mgmt.export_xes(timestamp with time zone,timestamp with time zone)',
+          'order_mgmt.consumer_backlog(text)'],
+    'reader: may run exactly the functions the views call and the BI functions');
 
 -- the operator
 SET ROLE sec_op;
@@ -74,6 +101,8 @@ SELECT throws_ok($$UPDATE order_mgmt.consumers SET acked_seq = 0$$, '42501', NUL
                  'operator: cannot move a cursor by hand');
 SELECT throws_ok('SELECT order_mgmt.delivery_horizon()', '42501', NULL,
                  'operator: cannot call the stream''s internal helpers');
+SELECT throws_ok($$UPDATE order_mgmt.bi_settings SET stuck_after = '1 hour'$$, '42501', NULL,
+                 'operator: cannot change the BI settings');
 RESET ROLE;
 
 -- SECURITY DEFINER functions pin search_path
