@@ -13,7 +13,8 @@ OBJS = \
 	src/credit.o \
 	src/fulfilment.o \
 	src/stream.o \
-	src/relay.o
+	src/relay.o \
+	src/citus.o
 
 EXTENSION = order_mgmt
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" order_mgmt.control)
@@ -22,7 +23,7 @@ PGFILEDESC = "order_mgmt - order management workflow"
 # The current schema, one file per concern, in dependency order; make joins
 # them into the full install script of default_version.  The released
 # scripts (order_mgmt--0.1.0.sql and the upgrades) are frozen files.
-SCHEMA = tables lifecycle events stock payments placement promise fulfilment returns stream bi privileges
+SCHEMA = tables lifecycle events stock payments placement promise fulfilment returns stream bi citus privileges
 SCHEMA_SOURCES = $(patsubst %,sql/schema/%.sql,$(SCHEMA))
 OM_INSTALL_SCRIPT = build/order_mgmt--$(EXTVERSION).sql
 DATA_built = $(OM_INSTALL_SCRIPT)

@@ -18,6 +18,12 @@
  *   snapshot, which the leader and its workers share, and that version
  *   serves that query only (it may be older than what the next statement
  *   sees).
+ * - On Citus (0.9.0), a cache of reference tables reads this node's
+ *   placement of each table, not the distributed table: a query through
+ *   the distributed planner is refused inside a query on a shard (a
+ *   function pushed down to a worker), and the placement is always local.
+ *   Statement triggers fire on the placements, so the callback also
+ *   counts invalidations of them.
  * - The new version is built aside in its own memory context and published
  *   only when complete; an error leaves the old version stale, not half
  *   rebuilt.  The old version stays readable until the end of the
@@ -34,6 +40,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/builtins.h"
 #include "utils/snapmgr.h"
 
 #include "order_mgmt.h"
@@ -43,6 +50,7 @@
 static OmCache *caches[OM_MAX_CACHES];
 static int	ncaches = 0;
 static MemoryContext retired_cxt = NULL;	/* old versions, freed at xact end */
+static OmCache *loading = NULL;	/* the cache OmCacheRebuild is loading */
 
 /* The one relcache callback: count the invalidation for every cache of relid. */
 static void
@@ -56,7 +64,7 @@ OmRelcacheCallback(Datum arg, Oid relid)
 			c->invalidations++;
 		else
 			for (int t = 0; t < c->ntables; t++)
-				if (c->relids[t] == relid)
+				if (c->relids[t] == relid || c->placements[t] == relid)
 					c->invalidations++;
 	}
 }
@@ -119,6 +127,31 @@ ResolveTables(OmCache *c)
 		c->relids[t] = get_relname_relid(c->tables[t], nsp);
 }
 
+/* (inside SPI) This node's placements of a cache's reference tables on Citus. */
+static void
+ResolvePlacements(OmCache *c)
+{
+	bool		citus = c->reference && OmCitusActive();
+
+	for (int t = 0; t < c->ntables; t++)
+		c->placements[t] = citus && OidIsValid(c->relids[t]) ?
+			OmCitusLocalPlacement(c->relids[t]) : InvalidOid;
+}
+
+/*
+ * The relation a load reads for one of the loading cache's tables, schema
+ * qualified: the table, or on Citus this node's placement of it.
+ */
+const char *
+OmLoadRel(const char *table)
+{
+	if (loading != NULL)
+		for (int t = 0; t < loading->ntables; t++)
+			if (strcmp(loading->tables[t], table) == 0 && OidIsValid(loading->placements[t]))
+				return quote_qualified_identifier(OM_SCHEMA, get_rel_name(loading->placements[t]));
+	return quote_qualified_identifier(OM_SCHEMA, table);
+}
+
 /*
  * Build a new version with load() and publish it.  The count of
  * invalidations is taken before reading, so one that arrives during the
@@ -133,6 +166,7 @@ OmCacheRebuild(OmCache *c, void *(*load) (MemoryContext cxt))
 	MemoryContext old;
 	OmSavedUser saved;
 	void	   *data;
+	OmCache    *prev_loading;
 
 	Register(c);
 	ResolveTables(c);
@@ -140,8 +174,12 @@ OmCacheRebuild(OmCache *c, void *(*load) (MemoryContext cxt))
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "order_mgmt cache", ALLOCSET_SMALL_SIZES);
 	MemoryContextSetIdentifier(cxt, c->name);
 	OmSpiBegin(c->relids[0], &saved);
+	ResolvePlacements(c);
 	old = MemoryContextSwitchTo(cxt);
+	prev_loading = loading;		/* (an error leaves it set: every load sets it) */
+	loading = c;
 	data = load(cxt);
+	loading = prev_loading;
 	MemoryContextSwitchTo(old);
 	OmSpiEnd(&saved);
 

@@ -13,6 +13,11 @@
  * The account row is read and written with the latest snapshot: under the
  * lock its newest version is committed, so REPEATABLE READ callers never
  * fail with 40001 because of it.
+ *
+ * On Citus (citus.c) credit_accounts lives on the coordinator; the money
+ * trigger on a worker records its change of exposure as an effect of the
+ * order, which the coordinator applies before it commits, and before any
+ * credit decision of the same transaction.
  */
 #include "postgres.h"
 
@@ -56,6 +61,13 @@ credit_exposure(PG_FUNCTION_ARGS)
 
 	OmRequireArgs(fcinfo, names, 1);
 	arg = PG_GETARG_DATUM(0);
+	if (OmOnCitusWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_OM_CITUS_COORDINATOR),
+				 errmsg("credit decisions run on the Citus coordinator"),
+				 errhint("Call order_mgmt's API on the coordinator.")));
+	if (OmCitusActive())
+		OmCitusApplyArmedEffects();	/* what this transaction changed so far */
 	LockCustomer(TextDatumGetCString(arg));
 	OmSpiBegin(OmRelid("credit_accounts"), &saved);
 	if (SPI_execute_snapshot(OmKeepPlan(&plan, "SELECT coalesce((SELECT exposure FROM " OM_SCHEMA
@@ -71,8 +83,10 @@ credit_exposure(PG_FUNCTION_ARGS)
 }
 
 /*
- * credit_add(customer_id, delta numeric): takes the customer's credit lock
- * and adds delta to the exposure.
+ * credit_add(customer_id, delta numeric, order_id default null): takes the
+ * customer's credit lock and adds delta to the exposure.  On a Citus
+ * worker (the money trigger) it records the change as an effect of
+ * order_id for the coordinator.
  */
 PG_FUNCTION_INFO_V1(credit_add);
 Datum
@@ -87,6 +101,16 @@ credit_add(PG_FUNCTION_ARGS)
 	OmRequireArgs(fcinfo, names, 2);
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
+	if (OmOnCitusWorker())
+	{
+		if (PG_NARGS() < 3 || PG_ARGISNULL(2))
+			ereport(ERROR,
+					(errcode(ERRCODE_OM_CITUS_COORDINATOR),
+					 errmsg("credit exposure changes run on the Citus coordinator")));
+		OmCitusRecordEffect(PG_GETARG_INT64(2), "credit", values[0], values[1],
+							(Datum) 0, (Datum) 0, NULL, 0, 0, (Datum) 0, true, (Datum) 0, true);
+		PG_RETURN_VOID();
+	}
 	LockCustomer(TextDatumGetCString(PG_GETARG_DATUM(0)));
 	OmSpiBegin(OmRelid("credit_accounts"), &saved);
 	if (SPI_execute_snapshot(OmKeepPlan(&plan, "INSERT INTO " OM_SCHEMA ".credit_accounts AS a"

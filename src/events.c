@@ -6,6 +6,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "commands/async.h"
@@ -17,10 +18,15 @@
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/rel.h"
+#include "utils/lsyscache.h"
 #include "utils/uuid.h"
+#include "utils/xid8.h"
+#include "catalog/namespace.h"
 
 #include "order_mgmt.h"
 
@@ -235,6 +241,45 @@ QueueNotify(const OmEvent *ev, int64 seq, const char *event_id)
 }
 
 /*
+ * On Citus: insert the row through the distributed planner, which routes
+ * it to the events shard of its order (a local task on the worker that
+ * runs the trigger; from the coordinator, a remote one).  seq and tx are
+ * stamped on the shard (events_stamp): the storing node's sequence range
+ * and transaction id, which the consumers' cursor needs.  Returns seq and
+ * the event_id.
+ */
+static int64
+InsertRoutedEvent(Datum *values, bool *nulls, char **event_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[EVENT_NCOLS] = {INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, BOOLOID, TEXTOID, JSONBOID, TEXTOID};
+	char		n[EVENT_NCOLS];
+	OmSavedUser saved;
+	bool		isnull;
+	int64		seq;
+	char	   *id;
+
+	for (int i = 0; i < (int) EVENT_NCOLS; i++)
+		n[i] = nulls[i] ? 'n' : ' ';
+	OmSpiBegin(OmRelid("events"), &saved);
+	if (SPI_execute_plan(OmKeepPlan(&plan, "INSERT INTO " OM_SCHEMA ".events"
+									" (seq, tx, order_id, entity, entity_id, event_type, from_status,"
+									" to_status, actor, automated, reason, payload, db_role)"
+									" VALUES (0, '0', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+									" RETURNING seq, event_id::pg_catalog.text",
+									EVENT_NCOLS, argtypes),
+						 values, n, false, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not write an event");
+	seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	*event_id = SPI_palloc(strlen(id) + 1);	/* in the caller's context */
+	strcpy(*event_id, id);
+	OmSpiEnd(&saved);
+	return seq;
+}
+
+/*
  * Append one event row as the owner of the event log (so a role allowed to
  * UPDATE orders needs no privilege on the log or its sequence); returns its
  * seq and queues the NOTIFY.
@@ -267,6 +312,19 @@ EmitEvent(const OmEvent *ev)
 	values[9] = PointerGetDatum(ev->payload);
 	nulls[9] = ev->payload == NULL;
 	values[10] = CStringGetTextDatum(OmDbRole());
+
+	/*
+	 * Citus: never a NOTIFY in the writer (a transaction prepared for
+	 * two-phase commit cannot have one, and a worker's would reach only its
+	 * own listeners); the relay worker on the coordinator announces it.
+	 */
+	if (OmCitusActive())
+	{
+		seq = InsertRoutedEvent(values, nulls, &event_id);
+		OmRelayWakeAtCommit();
+		pfree(event_id);
+		return seq;
+	}
 
 	rel = table_open(OmRelid("events"), RowExclusiveLock);
 	t = GetEventTable(rel);
@@ -364,4 +422,41 @@ events_append_only(PG_FUNCTION_ARGS)
 					   TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? "UPDATE" :
 					   TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? "DELETE" : "TRUNCATE")));
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * events_stamp(): BEFORE INSERT FOR EACH ROW on events, created by
+ * distribute() on Citus only.  It runs on the shard, on the node that
+ * stores the row: tx becomes that node's transaction id and seq the next
+ * value of that node's events_seq_seq, whose range (distribute() gives
+ * every node group its own) names the node group that wrote it.  A row
+ * inserted through the coordinator would otherwise carry the
+ * coordinator's transaction id and sequence.
+ */
+PG_FUNCTION_INFO_V1(events_stamp);
+Datum
+events_stamp(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	int			atts[2];
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	Oid			seqrel;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		elog(ERROR, "events_stamp must be a BEFORE INSERT row trigger");
+	desc = RelationGetDescr(trigdata->tg_relation);
+	atts[0] = SPI_fnumber(desc, "tx");
+	atts[1] = SPI_fnumber(desc, "seq");
+	if (atts[0] <= 0 || atts[1] <= 0)
+		elog(ERROR, "%s has no tx or seq column", RelationGetRelationName(trigdata->tg_relation));
+	seqrel = get_relname_relid("events_seq_seq", get_namespace_oid(OM_SCHEMA, false));
+	if (!OidIsValid(seqrel))
+		elog(ERROR, "sequence %s.events_seq_seq does not exist", OM_SCHEMA);
+	values[0] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	values[1] = Int64GetDatum(nextval_internal(seqrel, false));
+	return PointerGetDatum(heap_modify_tuple_by_cols(trigdata->tg_trigtuple, desc, 2, atts,
+													 values, nulls));
 }

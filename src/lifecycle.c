@@ -49,6 +49,7 @@ static OmCache graph_cache = {
 	.name = "order_mgmt lifecycle graph",
 	.ntables = 2,
 	.tables = {"transitions", "statuses"},
+	.reference = true,
 };
 
 /*
@@ -56,8 +57,6 @@ static OmCache graph_cache = {
  * tie "held" to on_hold and "cancelled" to cancelled, so those two classes
  * apply until ALTER EXTENSION UPDATE.
  */
-#define STATUSES_QUERY \
-	"SELECT entity, status, class FROM " OM_SCHEMA ".statuses"
 #define STATUSES_BEFORE_0_4 \
 	"SELECT * FROM (VALUES ('order', 'on_hold', 'held'), ('order', 'cancelled', 'cancelled')) s"
 
@@ -67,7 +66,8 @@ LoadStatuses(Graph *g)
 	bool		found;
 	bool		has_table = OidIsValid(graph_cache.relids[1]);
 
-	OmLoadQuery(has_table ? STATUSES_QUERY : STATUSES_BEFORE_0_4);
+	OmLoadQuery(has_table ? psprintf("SELECT entity, status, class FROM %s", OmLoadRel("statuses"))
+				: STATUSES_BEFORE_0_4);
 	g->statuses = OmKeyTable("order_mgmt statuses", sizeof(Status), SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -103,8 +103,8 @@ LoadEdges(Graph *g)
 {
 	bool		found;
 
-	OmLoadQuery("SELECT entity, from_status, to_status, activity, requires FROM "
-				OM_SCHEMA ".transitions");
+	OmLoadQuery(psprintf("SELECT entity, from_status, to_status, activity, requires FROM %s",
+						 OmLoadRel("transitions")));
 	g->edges = OmKeyTable("order_mgmt transitions", sizeof(Edge), SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -404,6 +404,34 @@ status_class(PG_FUNCTION_ARGS)
 	if (c == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(c));
+}
+
+/*
+ * statuses_of_class(entity, class) -> text[]: the statuses of a class, so
+ * an UPDATE can test a column against them (x.status = ANY (...)): Citus
+ * plans no UPDATE whose WHERE calls a STABLE function on a column.
+ */
+PG_FUNCTION_INFO_V1(statuses_of_class);
+Datum
+statuses_of_class(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"entity", "class"};
+	const char *entity;
+	const char *class;
+	HASH_SEQ_STATUS it;
+	Status	   *st;
+	ArrayBuildState *acc;
+
+	OmRequireArgs(fcinfo, names, 2);
+	entity = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	class = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	acc = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+	hash_seq_init(&it, GetGraph()->statuses);
+	while ((st = hash_seq_search(&it)) != NULL)
+		if (strcmp(st->key.s[0], entity) == 0 && st->class != NULL && strcmp(st->class, class) == 0)
+			acc = accumArrayResult(acc, CStringGetTextDatum(st->key.s[1]), false, TEXTOID,
+								   CurrentMemoryContext);
+	PG_RETURN_DATUM(makeArrayResult(acc, CurrentMemoryContext));
 }
 
 /* check_not_dispatched(order_id): OM006 when goods have left (see above). */

@@ -7,6 +7,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/trigger.h"
@@ -30,6 +31,7 @@ char	   *om_actor = NULL;
 char	   *om_reason = NULL;
 bool		om_automated = false;
 int			om_notify_mode = OM_NOTIFY_COMMIT;
+char	   *om_db_role = NULL;
 static int	om_return_window_days = 30;
 
 static const struct config_enum_entry notify_mode_options[] = {
@@ -40,6 +42,27 @@ static const struct config_enum_entry notify_mode_options[] = {
 };
 
 void		_PG_init(void);
+
+/*
+ * order_mgmt.db_role may name another role than the session's only when a
+ * superuser sets it: on Citus the API (running as the owner) sends the
+ * coordinator's session_user to the workers, where session_user is the role
+ * Citus connected as (citus.c).  Anyone may set it to their own name or to
+ * '' (the default: session_user).
+ */
+static bool
+CheckDbRole(char **newval, void **extra, GucSource source)
+{
+	/* postgresql.conf and the command line are the DBA's; TEST: ALTER ... SET */
+	if (*newval == NULL || (*newval)[0] == '\0' || source <= PGC_S_ARGV || source == PGC_S_TEST)
+		return true;
+	if (IsTransactionState() &&
+		(superuser() || strcmp(*newval, GetUserNameFromId(GetSessionUserId(), false)) == 0))
+		return true;
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	GUC_check_errmsg("only a superuser may set order_mgmt.db_role to another role than the session's");
+	return false;
+}
 
 /* Define the order_mgmt.* settings and the cache invalidation callback. */
 void
@@ -65,6 +88,11 @@ _PG_init(void)
 							 "How events are announced on channel order_mgmt_events: commit, relay or off.",
 							 NULL, &om_notify_mode, OM_NOTIFY_COMMIT, notify_mode_options,
 							 PGC_USERSET, 0, OmCheckNotifyMode, NULL, NULL);
+	DefineCustomStringVariable("order_mgmt.db_role",
+							   "The connected role recorded on events (default: session_user).",
+							   "Set by order_mgmt on Citus workers to the coordinator's session_user.",
+							   &om_db_role, "",
+							   PGC_USERSET, 0, CheckDbRole, NULL, NULL);
 	/* a business policy: only a superuser (or ALTER SYSTEM/DATABASE) sets it */
 	DefineCustomIntVariable("order_mgmt.return_window_days",
 							"Days after an order's last delivery during which returns are accepted.",
@@ -174,10 +202,15 @@ OmCurrentActor(void)
 	return OmDbRole();
 }
 
-/* The role that is connected (session_user): no client can set it. */
+/*
+ * The role that is connected (session_user): no client can set it.  On a
+ * Citus worker, the coordinator's, which the API sends as order_mgmt.db_role.
+ */
 const char *
 OmDbRole(void)
 {
+	if (om_db_role != NULL && om_db_role[0] != '\0')
+		return om_db_role;
 	return GetUserNameFromId(GetSessionUserId(), false);
 }
 

@@ -28,6 +28,8 @@
 /* 0.5.0, fulfilment (docs/fulfilment.md): OM030 is raised in C, OM031/OM032 in SQL */
 #define ERRCODE_OM_LINES_DISAGREE		MAKE_SQLSTATE('O','M','0','3','0')
 /* 0.7.0, the event stream: OM040 (ack_events) is raised in SQL */
+/* 0.9.0, Citus: a step that must run through the API on the coordinator */
+#define ERRCODE_OM_CITUS_COORDINATOR	MAKE_SQLSTATE('O','M','0','6','0')
 
 #define OM_SCHEMA "order_mgmt"
 #define OM_CHANNEL "order_mgmt_events"	/* NOTIFY channel of the events */
@@ -45,6 +47,7 @@ extern char *om_actor;
 extern char *om_reason;
 extern bool om_automated;
 extern int	om_notify_mode;
+extern char *om_db_role;
 
 /* order_mgmt.c: run work as the owner of an extension table */
 typedef struct OmSavedUser
@@ -74,6 +77,8 @@ typedef struct OmCache
 	int			ntables;
 	const char *tables[OM_CACHE_TABLES];	/* what it is built from; [0] owns it */
 	Oid			relids[OM_CACHE_TABLES];
+	bool		reference;		/* reference tables on Citus: read this node's placement */
+	Oid			placements[OM_CACHE_TABLES];	/* (Citus) those placements */
 	uint64		invalidations;	/* counted by the relcache callback */
 	uint64		loaded_at;		/* invalidations when the version was read */
 	void	   *data;			/* the published version */
@@ -89,6 +94,7 @@ extern void OmCacheInit(void);
 extern bool OmCacheValid(OmCache *c);
 extern void *OmCacheRebuild(OmCache *c, void *(*load) (MemoryContext cxt));
 extern void OmLoadQuery(const char *sql);
+extern const char *OmLoadRel(const char *table);
 extern char *OmLoadText(uint64 r, int i);
 extern Datum OmLoadDatum(uint64 r, int i, bool *isnull);
 
@@ -130,6 +136,17 @@ extern bool OmPurgeAllowsDelete(struct TriggerData *trigdata);
 extern void OmRelayInit(void);
 extern bool OmCheckNotifyMode(int *newval, void **extra, GucSource source);
 extern void OmRelayEventWritten(void);
+extern void OmRelayWakeAtCommit(void);
+
+/* citus.c: order_mgmt distributed by order_id on Citus (0.9.0) */
+extern bool OmCitusActive(void);
+extern bool OmOnCitusWorker(void);
+extern Oid	OmCitusLocalPlacement(Oid relid);
+extern void OmCitusRecordEffect(int64 order_id, const char *kind, Datum customer, Datum amount,
+								Datum warehouse, Datum sku, const char *stock_kind,
+								int32 on_hand_delta, int32 reserved_delta,
+								Datum line_no, bool line_null, Datum reason, bool reason_null);
+extern void OmCitusApplyArmedEffects(void);
 
 /* lifecycle.c: the graphs and what each status means (statuses.class) */
 extern const char *OmStatusClass(const char *entity, const char *status);

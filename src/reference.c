@@ -28,6 +28,7 @@ static OmCache ref_cache = {
 	.ntables = 6,
 	.tables = {"calendars", "calendar_exceptions", "warehouses", "services", "lanes",
 	"zone_rules"},
+	.reference = true,
 };
 
 static inline int
@@ -47,7 +48,7 @@ LoadCalendars(OmRefData *ref)
 {
 	bool		found;
 
-	OmLoadQuery("SELECT calendar_id, workdays FROM " OM_SCHEMA ".calendars");
+	OmLoadQuery(psprintf("SELECT calendar_id, workdays FROM %s", OmLoadRel("calendars")));
 	ref->calendars = OmKeyTable("order_mgmt calendars", sizeof(OmCalendar), SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -78,8 +79,8 @@ LoadExceptions(OmRefData *ref)
 {
 	uint64		i = 0;
 
-	OmLoadQuery("SELECT calendar_id, day, is_working FROM " OM_SCHEMA
-				".calendar_exceptions ORDER BY calendar_id COLLATE \"C\", day");
+	OmLoadQuery(psprintf("SELECT calendar_id, day, is_working FROM %s"
+						 " ORDER BY calendar_id COLLATE \"C\", day", OmLoadRel("calendar_exceptions")));
 	while (i < SPI_processed)
 	{
 		char	   *id = OmLoadText(i, 1);
@@ -126,8 +127,8 @@ LoadWarehouses(OmRefData *ref)
 {
 	bool		found;
 
-	OmLoadQuery("SELECT warehouse_id, tz, cutoff_local, calendar_id, zone FROM "
-				OM_SCHEMA ".warehouses");
+	OmLoadQuery(psprintf("SELECT warehouse_id, tz, cutoff_local, calendar_id, zone FROM %s",
+						 OmLoadRel("warehouses")));
 	ref->warehouses = OmKeyTable("order_mgmt warehouses", sizeof(OmWarehouse), SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -150,10 +151,10 @@ LoadServices(OmRefData *ref)
 {
 	bool		found;
 
-	OmLoadQuery("SELECT service_id, handling_min, handling_max, transit_min, transit_max,"
-				" cost::pg_catalog.float8, active, transit_calendar_id,"
-				" delivery_calendar_id, coalesce(pickup_calendar_id, '') FROM " OM_SCHEMA
-				".services ORDER BY service_id COLLATE \"C\"");
+	OmLoadQuery(psprintf("SELECT service_id, handling_min, handling_max, transit_min, transit_max,"
+						 " cost::pg_catalog.float8, active, transit_calendar_id,"
+						 " delivery_calendar_id, coalesce(pickup_calendar_id, '') FROM %s"
+						 " ORDER BY service_id COLLATE \"C\"", OmLoadRel("services")));
 	ref->services = OmKeyTable("order_mgmt services", sizeof(OmService), SPI_processed);
 	ref->services_by_id = palloc0(sizeof(OmService *) * (SPI_processed + 1));
 	ref->nservices = 0;
@@ -180,8 +181,8 @@ LoadLanes(OmRefData *ref)
 {
 	bool		found;
 
-	OmLoadQuery("SELECT service_id, origin_zone, dest_zone, transit_min, transit_max,"
-				" cost::pg_catalog.float8 FROM " OM_SCHEMA ".lanes");
+	OmLoadQuery(psprintf("SELECT service_id, origin_zone, dest_zone, transit_min, transit_max,"
+						 " cost::pg_catalog.float8 FROM %s", OmLoadRel("lanes")));
 	ref->lanes = OmKeyTable("order_mgmt lanes", sizeof(OmLane), SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -205,8 +206,8 @@ LoadZoneRules(OmRefData *ref)
 
 	for (int i = 0; i < 26 * 26; i++)
 		ref->max_prefix[i] = -1;
-	OmLoadQuery("SELECT country::pg_catalog.text, postal_prefix, zone FROM " OM_SCHEMA
-				".zone_rules");
+	OmLoadQuery(psprintf("SELECT country::pg_catalog.text, postal_prefix, zone FROM %s",
+						 OmLoadRel("zone_rules")));
 	ref->zone_rules = OmKeyTable("order_mgmt zone rules", sizeof(OmZoneRule), SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{

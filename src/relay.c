@@ -251,6 +251,18 @@ OmRelayEventWritten(void)
 	}
 }
 
+/*
+ * On Citus (citus.c): wake this node's relay worker, if one runs here, when
+ * the transaction commits.  Writers there never NOTIFY whatever their
+ * notify_mode, and the workers run no relay (the coordinator's relays the
+ * whole cluster), so no warning about a missing worker.
+ */
+void
+OmRelayWakeAtCommit(void)
+{
+	xact_wrote_events = true;
+}
+
 /* After commit (when the events are visible), wake the worker. */
 static void
 RelayXactCallback(XactEvent event, void *arg)
@@ -449,6 +461,9 @@ static RelayStmt stmt_fetch = {
 	" FROM " OM_SCHEMA ".fetch_events($1, $2)", 2, {TEXTOID, INT4OID}};
 static RelayStmt stmt_ack = {
 	"SELECT " OM_SCHEMA ".ack_events($1, $2, $3)", 3, {TEXTOID, XID8OID, INT8OID}};
+/* on Citus: any node group with events after the relay's cursor? */
+static RelayStmt stmt_pending_citus = {
+	"SELECT " OM_SCHEMA ".citus_events_pending($1)", 1, {TEXTOID}};
 /* anything after the cursor, held back?  (one index probe, not a scan) */
 static RelayStmt stmt_pending = {
 	"SELECT EXISTS (SELECT FROM " OM_SCHEMA ".consumers c CROSS JOIN LATERAL"
@@ -544,7 +559,15 @@ RelayAnnounce(MemoryContext cxt, uint64 *announced)
 	}
 	if (n == (uint64) relay_batch_size)
 		return RELAY_FULL;
-	RelayExec(&stmt_pending, args);
+	if (OmCitusActive())
+	{
+		/* a batch holds one node group's events: another may be waiting */
+		if (n > 0)
+			return RELAY_FULL;
+		RelayExec(&stmt_pending_citus, args);
+	}
+	else
+		RelayExec(&stmt_pending, args);
 	return RelayBoolResult() ? RELAY_PENDING : RELAY_IDLE;
 }
 

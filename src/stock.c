@@ -29,6 +29,12 @@
  * transaction never fails with 40001 because of stock.  A deferred trigger
  * applies the pending rows at commit and deletes them, in the same
  * transaction, so no other session ever sees them committed.
+ *
+ * On Citus (citus.c) the stock tables stay on the coordinator, which runs
+ * the API.  A trigger on a worker (release on cancellation, ship on
+ * dispatch) records its change as an effect of its order instead; the
+ * coordinator applies it before it commits.  Such a change never lowers
+ * availability, so it cannot fail later than it would have here.
  */
 #include "postgres.h"
 
@@ -220,6 +226,39 @@ RegisterCallback(void)
 }
 
 /*
+ * On a Citus worker: record the change as an effect of its order, for the
+ * coordinator to apply.  Only a change of an order that cannot lower
+ * availability can wait for that; anything else is a call the API makes
+ * on the coordinator.
+ */
+static int32
+DeferToCoordinator(FunctionCallInfo fcinfo, const char *kind, int32 dh, int32 dr,
+				   bool want_partial)
+{
+	if (want_partial || (int64) dh - dr < 0 || PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_OM_CITUS_COORDINATOR),
+				 errmsg("stock changes run on the Citus coordinator"),
+				 errdetail("This node is a worker; stock lives on the coordinator."),
+				 errhint("Call order_mgmt's API on the coordinator.")));
+	OmCitusRecordEffect(PG_GETARG_INT64(5), "stock", (Datum) 0, (Datum) 0,
+						PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), kind, dh, dr,
+						PG_GETARG_DATUM(6), PG_ARGISNULL(6), PG_GETARG_DATUM(7), PG_ARGISNULL(7));
+	return dh;
+}
+
+/* The stock of a Citus cluster is read on the coordinator only. */
+static void
+RequireStockNode(void)
+{
+	if (OmOnCitusWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_OM_CITUS_COORDINATOR),
+				 errmsg("stock is read on the Citus coordinator"),
+				 errhint("Call order_mgmt's API on the coordinator.")));
+}
+
+/*
  * The one home of a stock change: under the (warehouse, sku) lock, decide
  * against the pessimistic availability and record it.  want_partial: take
  * what is available of a reservation (returns the reserved quantity);
@@ -248,6 +287,8 @@ StockChange(FunctionCallInfo fcinfo, bool want_partial)
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	dh = PG_GETARG_INT32(3);
 	dr = PG_GETARG_INT32(4);
+	if (OmOnCitusWorker())
+		return DeferToCoordinator(fcinfo, kind, dh, dr, want_partial);
 	RegisterCallback();
 
 	StockLockTag(&tag, warehouse, sku);
@@ -309,6 +350,7 @@ stock_available(PG_FUNCTION_ARGS)
 	int64		avail;
 
 	OmRequireArgs(fcinfo, names, 2);
+	RequireStockNode();
 	keys[0] = PG_GETARG_DATUM(0);
 	keys[1] = PG_GETARG_DATUM(1);
 	OmBecomeOwner(OmRelid("stock_levels"), &saved);
@@ -335,6 +377,7 @@ stock_best_warehouse(PG_FUNCTION_ARGS)
 	int64		best_avail = 0;
 
 	OmRequireArgs(fcinfo, names, 1);
+	RequireStockNode();
 	keys[1] = PG_GETARG_DATUM(0);
 	OmSpiBegin(OmRelid("stock_levels"), &saved);
 	if (SPI_execute_snapshot(OmKeepPlan(&plan, "SELECT warehouse_id FROM " OM_SCHEMA ".stock_levels"

@@ -55,5 +55,18 @@ for t in test/client/*.t; do
 done
 
 [ -n "${OM_USE_CLUSTER:-}" ] || om_stop_cluster
+
+# Citus (README "Scaling out"): a coordinator and two workers of their own,
+# from the Citus install in OM_CITUS_DESTDIR; where Citus is not installed
+# (CI: Debian packages only) it prints "skipped" and counts nothing.
+# (Not with OM_USE_CLUSTER: it builds order_mgmt from this tree.)
+if [ -z "${OM_USE_CLUSTER:-}" ]; then
+    echo "== Citus"
+    suite citus-test.sh bash tools/citus-test.sh
+    if grep -q '^skipped:' "$LOG/citus-test.sh"; then
+        grep '^skipped:' "$LOG/citus-test.sh" | sed 's/^/   /'
+    fi
+fi
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -8,6 +8,7 @@ script are the ones sql/schema/ has (test/client/upgrade.t compares them).
 The template is plain SQL (table changes, data migration, privileges) with
 one directive per line where a definition from sql/schema/ goes:
     @@NEW name@@          CREATE FUNCTION name(...) as in sql/schema
+    @@NEWPROC name@@      CREATE PROCEDURE name(...) as in sql/schema
     @@REPLACE name@@      the same as CREATE OR REPLACE FUNCTION
     @@NEWTRIGGER name@@   the (one) CREATE [CONSTRAINT] TRIGGER name
     @@NEWTRIGGERS name@@  every CREATE TRIGGER of that name (several tables)
@@ -45,6 +46,10 @@ def function(name):
     return statement(one(r"CREATE FUNCTION @extschema@\.%s\(" % name, "function " + name))
 
 
+def procedure(name):
+    return statement(one(r"CREATE PROCEDURE @extschema@\.%s\(" % name, "procedure " + name))
+
+
 def triggers(name):
     found = [statement(m.start()) for m in re.finditer(r"CREATE (CONSTRAINT )?TRIGGER %s\b" % name, SRC)]
     if not found:
@@ -65,6 +70,8 @@ def seed(table):
 def expand(op, name):
     if op == "NEW":
         return function(name)
+    if op == "NEWPROC":
+        return procedure(name)
     if op == "REPLACE":
         return function(name).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
     if op == "NEWTRIGGER":

@@ -85,7 +85,7 @@ AS $$
 DECLARE
     v_saved text := current_setting('order_mgmt.reason', true);
 BEGIN
-    PERFORM set_config('order_mgmt.reason', coalesce(p_reason, ''), true);
+    PERFORM @extschema@.set_reason(p_reason);
     UPDATE @extschema@.shipments x SET status = p_status
      WHERE x.order_id = p_order AND x.shipment_id = p_shipment;
     PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
@@ -204,6 +204,7 @@ DECLARE
     v_implied text := @extschema@.lines_status(p_order);
     v_edge    boolean;
     v_saved   text;
+    v_now     timestamptz := clock_timestamp();     -- (Citus takes no volatile call in an UPDATE)
 BEGIN
     SELECT x.status, t.to_status IS NOT NULL INTO v_status, v_edge
       FROM @extschema@.orders x
@@ -211,12 +212,12 @@ BEGIN
              ON t.entity = 'order' AND t.from_status = x.status AND t.to_status = v_implied
      WHERE x.order_id = p_order;
     IF v_implied IS NULL OR v_implied = v_status OR NOT v_edge THEN
-        UPDATE @extschema@.orders x SET updated_at = clock_timestamp() WHERE x.order_id = p_order;
+        UPDATE @extschema@.orders x SET updated_at = v_now WHERE x.order_id = p_order;
         RETURN v_status;
     END IF;
     v_saved := current_setting('order_mgmt.reason', true);
-    PERFORM set_config('order_mgmt.reason', coalesce(p_reason, ''), true);
-    UPDATE @extschema@.orders x SET status = v_implied, updated_at = clock_timestamp()
+    PERFORM @extschema@.set_reason(p_reason);
+    UPDATE @extschema@.orders x SET status = v_implied, updated_at = v_now
      WHERE x.order_id = p_order;
     PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
     RETURN v_implied;
@@ -397,13 +398,15 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    sh @extschema@.shipments := @extschema@.begin_step(start_picking.shipment_id, 'picking', 'picked');
+    sh    @extschema@.shipments := @extschema@.begin_step(start_picking.shipment_id, 'picking', 'picked');
+    v_qty bigint;
 BEGIN
+    -- (read first: on Citus a statement that reads a shard and calls a
+    -- function runs on the worker, where the function may not query)
+    SELECT sum(l.qty) INTO v_qty FROM @extschema@.shipment_lines l
+     WHERE l.order_id = sh.order_id AND l.shipment_id = sh.shipment_id;
     PERFORM @extschema@.move_shipment(sh.order_id, sh.shipment_id, 'picking',
-        @extschema@.step_reason(format('%s unit(s) to pick in %s',
-            (SELECT sum(l.qty) FROM @extschema@.shipment_lines l
-              WHERE l.order_id = sh.order_id AND l.shipment_id = sh.shipment_id),
-            sh.warehouse_id)));
+        @extschema@.step_reason(format('%s unit(s) to pick in %s', v_qty, sh.warehouse_id)));
 END;
 $$;
 
@@ -429,9 +432,9 @@ BEGIN
                                   weight_g, length_mm, width_mm, height_mm, package_count);
     END IF;
     sh := @extschema@.begin_step(pack_shipment.shipment_id, 'packed', 'packed');
-    PERFORM set_config('order_mgmt.reason', coalesce(@extschema@.step_reason(
+    PERFORM @extschema@.set_reason(@extschema@.step_reason(
         format('%s package(s), %s g, %sx%sx%s mm', package_count, weight_g, length_mm, width_mm,
-               height_mm)), ''), true);
+               height_mm)));
     UPDATE @extschema@.shipments x
        SET status = 'packed', weight_g = pack_shipment.weight_g, length_mm = pack_shipment.length_mm,
            width_mm = pack_shipment.width_mm, height_mm = pack_shipment.height_mm,
@@ -481,14 +484,20 @@ BEGIN
                                   CASE WHEN s.active THEN 'active' ELSE 'not active' END);
     END IF;
     sh := @extschema@.begin_step(label_shipment.shipment_id, 'labelled', 'labelled');
-    SELECT x.shipment_id INTO v_other FROM @extschema@.shipments x
-     WHERE x.tracking_number = label_shipment.tracking_number;
+    -- on Citus the number's claim decides (shipments is distributed by order)
+    IF @extschema@.citus_active() THEN
+        v_other := nullif((@extschema@.claim_key('tracking_number', tracking_number, sh.order_id,
+                                                 sh.shipment_id, NULL)).entity_id, sh.shipment_id);
+    ELSE
+        SELECT x.shipment_id INTO v_other FROM @extschema@.shipments x
+         WHERE x.tracking_number = label_shipment.tracking_number;
+    END IF;
     IF v_other IS NOT NULL THEN
         RAISE EXCEPTION 'tracking number "%" is already used by shipment %', tracking_number, v_other
             USING ERRCODE = 'OM005', HINT = 'Each shipment needs its own tracking number.';
     END IF;
-    PERFORM set_config('order_mgmt.reason', coalesce(@extschema@.step_reason(
-        format('%s %s %s', carrier, service_id, tracking_number)), ''), true);
+    PERFORM @extschema@.set_reason(@extschema@.step_reason(
+        format('%s %s %s', carrier, service_id, tracking_number)));
     UPDATE @extschema@.shipments x
        SET status = 'labelled', carrier = label_shipment.carrier,
            service_id = label_shipment.service_id,
@@ -668,6 +677,8 @@ DECLARE
     v_window record;
     v_saved  text := current_setting('order_mgmt.reason', true);
     v_reason text;
+    v_id     bigint;
+    k        @extschema@.business_keys;
 BEGIN
     IF tracking_number IS NULL OR carrier_event_id IS NULL OR code IS NULL
        OR occurred_at IS NULL THEN
@@ -688,9 +699,14 @@ BEGIN
             USING ERRCODE = 'OM031',
                   DETAIL = 'Codes are in_transit, out_for_delivery, delayed, failed_attempt, delivered, returned_to_sender and lost.';
     END IF;
-    SELECT x.order_id INTO v_order FROM @extschema@.shipments x
-     WHERE x.tracking_number = record_tracking_event.tracking_number;
-    IF NOT FOUND THEN
+    IF @extschema@.citus_active() THEN
+        SELECT b.order_id INTO v_order FROM @extschema@.business_keys b
+         WHERE b.key = record_tracking_event.tracking_number AND b.kind = 'tracking_number';
+    ELSE
+        SELECT x.order_id INTO v_order FROM @extschema@.shipments x
+         WHERE x.tracking_number = record_tracking_event.tracking_number;
+    END IF;
+    IF v_order IS NULL THEN
         RAISE EXCEPTION 'no shipment has tracking number "%"', tracking_number
             USING ERRCODE = 'OM004', HINT = 'label_shipment records the tracking number.';
     END IF;
@@ -710,16 +726,29 @@ BEGIN
     END IF;
 
     -- once per carrier_event_id: a concurrent twin waits for the first here
-    INSERT INTO @extschema@.tracking_events AS t
-        (order_id, shipment_id, carrier_event_id, code, occurred_at, location, actor)
-    VALUES (sh.order_id, sh.shipment_id, record_tracking_event.carrier_event_id,
-            record_tracking_event.code, record_tracking_event.occurred_at,
-            record_tracking_event.location, @extschema@.current_actor())
-    ON CONFLICT ON CONSTRAINT tracking_events_carrier_event_id_key DO NOTHING
-    RETURNING * INTO c;
+    -- (on Citus at the id's claim, on a single node at its UNIQUE)
+    v_id := nextval('@extschema@.tracking_events_tracking_event_id_seq');
+    IF @extschema@.citus_active() THEN
+        k := @extschema@.claim_key('carrier_event_id', carrier_event_id, sh.order_id, v_id, NULL);
+    END IF;
+    IF k.key IS NULL OR k.entity_id = v_id THEN
+        INSERT INTO @extschema@.tracking_events AS t
+            (order_id, tracking_event_id, shipment_id, carrier_event_id, code, occurred_at,
+             location, actor)
+        VALUES (sh.order_id, v_id, sh.shipment_id, record_tracking_event.carrier_event_id,
+                record_tracking_event.code, record_tracking_event.occurred_at,
+                record_tracking_event.location, @extschema@.current_actor())
+        ON CONFLICT DO NOTHING
+        RETURNING * INTO c;
+    END IF;
     IF c.tracking_event_id IS NULL THEN
-        SELECT * INTO c FROM @extschema@.tracking_events t
-         WHERE t.carrier_event_id = record_tracking_event.carrier_event_id;
+        IF k.key IS NOT NULL THEN
+            SELECT * INTO c FROM @extschema@.tracking_events t
+             WHERE t.order_id = k.order_id AND t.tracking_event_id = k.entity_id;
+        ELSE
+            SELECT * INTO c FROM @extschema@.tracking_events t
+             WHERE t.carrier_event_id = record_tracking_event.carrier_event_id;
+        END IF;
         IF c.order_id = sh.order_id AND c.shipment_id = sh.shipment_id
            AND c.code = record_tracking_event.code
            AND c.occurred_at = record_tracking_event.occurred_at
@@ -754,7 +783,7 @@ BEGIN
             PERFORM @extschema@.move_shipment(sh.order_id, sh.shipment_id, v_step,
                 format('inferred from carrier checkpoint %s (%s)', carrier_event_id, code));
         END LOOP;
-        PERFORM set_config('order_mgmt.reason', v_reason, true);
+        PERFORM @extschema@.set_reason(v_reason);
         UPDATE @extschema@.shipments x
            SET status = code, last_checkpoint_id = c.tracking_event_id,
                delivered_at = CASE WHEN v_final THEN record_tracking_event.occurred_at

@@ -119,6 +119,11 @@ CREATE TRIGGER order_mgmt_statuses_changed
 CREATE FUNCTION @extschema@.status_class(entity text, status text) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'status_class';
 
+-- The statuses of a class (from the same cache), for UPDATEs that test a
+-- column: Citus plans no UPDATE whose WHERE calls status_class on one.
+CREATE FUNCTION @extschema@.statuses_of_class(entity text, class text) RETURNS text[]
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'statuses_of_class';
+
 -- OM006 when goods of the order have left the building (the one home of
 -- that rule; the lifecycle trigger calls it on entering a cancelled class).
 CREATE FUNCTION @extschema@.check_not_dispatched(p_order bigint) RETURNS void
@@ -132,21 +137,38 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_saved text := current_setting('order_mgmt.reason', true);
+    v_order bigint;
 BEGIN
     IF entity IS NULL OR id IS NULL OR to_status IS NULL THEN
         RAISE EXCEPTION 'entity, id and to_status must not be null' USING ERRCODE = '22004';
     END IF;
-    PERFORM set_config('order_mgmt.reason', coalesce(reason, v_saved, ''), true);
+    IF entity NOT IN ('order', 'shipment', 'return') THEN
+        RAISE EXCEPTION 'unknown entity "%"', entity
+            USING ERRCODE = '22023', DETAIL = 'entity must be order, shipment or return.';
+    END IF;
+    -- on Citus: the order of the row is armed (its stock and credit
+    -- effects are applied at commit)
+    IF @extschema@.citus_active() THEN
+        IF entity = 'order' THEN
+            SELECT x.order_id INTO v_order FROM @extschema@.orders x WHERE x.order_id = id;
+        ELSIF entity = 'shipment' THEN
+            SELECT x.order_id INTO v_order FROM @extschema@.shipments x WHERE x.shipment_id = id;
+        ELSE
+            SELECT x.order_id INTO v_order FROM @extschema@.returns x WHERE x.return_id = id;
+        END IF;
+        IF v_order IS NULL THEN
+            RAISE EXCEPTION '% % does not exist', entity, id USING ERRCODE = 'OM004';
+        END IF;
+        PERFORM @extschema@.citus_arm(v_order);
+    END IF;
+    PERFORM @extschema@.set_reason(coalesce(reason, v_saved));
     CASE entity
     WHEN 'order' THEN
         UPDATE @extschema@.orders SET status = to_status WHERE order_id = id;
     WHEN 'shipment' THEN
         UPDATE @extschema@.shipments SET status = to_status WHERE shipment_id = id;
-    WHEN 'return' THEN
-        UPDATE @extschema@.returns SET status = to_status WHERE return_id = id;
     ELSE
-        RAISE EXCEPTION 'unknown entity "%"', entity
-            USING ERRCODE = '22023', DETAIL = 'entity must be order, shipment or return.';
+        UPDATE @extschema@.returns SET status = to_status WHERE return_id = id;
     END CASE;
     IF NOT FOUND THEN
         RAISE EXCEPTION '% % does not exist', entity, id USING ERRCODE = 'OM004';

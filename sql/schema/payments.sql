@@ -1,10 +1,13 @@
 -- Payments and credit: the ledger's totals, the derived payment_status and
 -- credit exposure, and the authorize / capture / refund / void API.
 
--- The customer's credit lock and exposure (src/credit.c).
+-- The customer's credit lock and exposure (src/credit.c).  credit_add's
+-- order_id: on a Citus worker the change is an effect of that order, which
+-- the coordinator applies (src/citus.c).
 CREATE FUNCTION @extschema@.credit_exposure(customer_id text) RETURNS numeric
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'credit_exposure';
-CREATE FUNCTION @extschema@.credit_add(customer_id text, delta numeric) RETURNS void
+CREATE FUNCTION @extschema@.credit_add(customer_id text, delta numeric, order_id bigint DEFAULT NULL)
+RETURNS void
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'credit_add';
 
 -- Totals of the payments ledger of one order.  (Helpers are PL/pgSQL, not
@@ -78,7 +81,7 @@ BEGIN
         NEW.payment_status := 'unpaid';
         NEW.exposure := @extschema@.order_exposure(NEW.total, NEW.credit_approved_at, NEW.status, 0);
         IF NEW.exposure <> 0 THEN
-            PERFORM @extschema@.credit_add(NEW.customer_id, NEW.exposure);
+            PERFORM @extschema@.credit_add(NEW.customer_id, NEW.exposure, NEW.order_id);
         END IF;
         RETURN NEW;
     END IF;
@@ -96,10 +99,10 @@ BEGIN
     NEW.exposure := @extschema@.order_exposure(NEW.total, NEW.credit_approved_at, NEW.status,
                                                t.captured);
     IF NEW.customer_id <> OLD.customer_id THEN
-        PERFORM @extschema@.credit_add(OLD.customer_id, -OLD.exposure);
-        PERFORM @extschema@.credit_add(NEW.customer_id, NEW.exposure);
+        PERFORM @extschema@.credit_add(OLD.customer_id, -OLD.exposure, NEW.order_id);
+        PERFORM @extschema@.credit_add(NEW.customer_id, NEW.exposure, NEW.order_id);
     ELSIF NEW.exposure <> OLD.exposure THEN
-        PERFORM @extschema@.credit_add(NEW.customer_id, NEW.exposure - OLD.exposure);
+        PERFORM @extschema@.credit_add(NEW.customer_id, NEW.exposure - OLD.exposure, NEW.order_id);
     END IF;
     RETURN NEW;
 END;
@@ -142,6 +145,7 @@ DECLARE
     p       @extschema@.payments;
     t       record;
     v_id    bigint;
+    k       @extschema@.business_keys;
     v_amount numeric := p_amount;
     v_limit numeric;
 BEGIN
@@ -162,9 +166,19 @@ BEGIN
     END IF;
     o := @extschema@.lock_order(p_order);
 
-    -- a repeated psp_reference is the same payment, not a second one
-    SELECT * INTO p FROM @extschema@.payments x WHERE x.psp_reference = p_psp;
-    IF FOUND THEN
+    -- a repeated psp_reference is the same payment, not a second one (on
+    -- Citus the key's claim names it: payments is distributed by order)
+    IF @extschema@.citus_active() THEN
+        SELECT * INTO k FROM @extschema@.business_keys x
+         WHERE x.key = p_psp AND x.kind = 'psp_reference';
+        IF k.key IS NOT NULL THEN
+            SELECT * INTO p FROM @extschema@.payments x
+             WHERE x.order_id = k.order_id AND x.payment_id = k.entity_id;
+        END IF;
+    ELSE
+        SELECT * INTO p FROM @extschema@.payments x WHERE x.psp_reference = p_psp;
+    END IF;
+    IF p.payment_id IS NOT NULL THEN
         IF p.order_id <> o.order_id OR p.kind <> p_kind
            OR (v_amount IS NOT NULL AND p.amount <> v_amount)
            OR p.return_id IS DISTINCT FROM p_return THEN
@@ -205,11 +219,20 @@ BEGIN
               DETAIL = format('Order %s has no open authorization.', o.order_id);
     END IF;
 
-    INSERT INTO @extschema@.payments AS x
-        (order_id, kind, amount, psp_reference, return_id, actor)
-    VALUES (o.order_id, p_kind, v_amount, p_psp, p_return, @extschema@.current_actor())
-    ON CONFLICT ON CONSTRAINT payments_psp_reference_key DO NOTHING
-    RETURNING x.payment_id INTO v_id;
+    v_id := nextval('@extschema@.payments_payment_id_seq');
+    IF @extschema@.citus_active() THEN
+        k := @extschema@.claim_key('psp_reference', p_psp, o.order_id, v_id, NULL);
+        IF k.entity_id <> v_id THEN
+            v_id := NULL;       -- claimed meanwhile for another order
+        END IF;
+    END IF;
+    IF v_id IS NOT NULL THEN
+        INSERT INTO @extschema@.payments AS x
+            (order_id, payment_id, kind, amount, psp_reference, return_id, actor)
+        VALUES (o.order_id, v_id, p_kind, v_amount, p_psp, p_return, @extschema@.current_actor())
+        ON CONFLICT DO NOTHING
+        RETURNING x.payment_id INTO v_id;
+    END IF;
     IF v_id IS NULL THEN
         -- the same reference was committed meanwhile for another order
         RAISE EXCEPTION 'psp_reference "%" is already used by another payment', p_psp

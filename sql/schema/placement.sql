@@ -79,8 +79,10 @@ DECLARE
     v_cust   @extschema@.customers%ROWTYPE;
     v_lines  jsonb;
     v_hash   text;
-    v_id     bigint;
-    v_old    text;
+    v_new    bigint;    -- the id of a new order
+    v_id     bigint;    -- the order an earlier call placed with this external_ref
+    v_old    text;      -- its request hash
+    k        @extschema@.business_keys;
     v_country text := upper(ship_to->>'country');
 BEGIN
     IF customer_id IS NULL THEN
@@ -118,23 +120,39 @@ BEGIN
     v_lines := @extschema@.normalize_lines(lines);
     v_hash := md5(jsonb_build_array(customer_id, v_lines, ship_to, channel, service_id,
                                     requested_delivery, allow_backorder)::text);
+    v_new := nextval('@extschema@.orders_order_id_seq');
 
-    -- ON CONFLICT makes a concurrent twin wait for the first and then see it.
-    INSERT INTO @extschema@.orders AS o
-        (external_ref, customer_id, channel, currency, total, ship_to, ship_to_country,
-         ship_to_postal, service_id, requested_delivery, allow_backorder, request_hash)
-    SELECT place_order.external_ref, v_cust.customer_id, place_order.channel, v_cust.currency,
-           (SELECT sum((x->>'qty')::int * (x->>'unit_price')::numeric)
-              FROM jsonb_array_elements(v_lines) x),
-           place_order.ship_to, v_country, place_order.ship_to->>'postal_code',
-           place_order.service_id, place_order.requested_delivery, place_order.allow_backorder,
-           v_hash
-    ON CONFLICT ON CONSTRAINT orders_external_ref_key DO NOTHING
-    RETURNING o.order_id INTO v_id;
-
+    -- On Citus the key's claim (business_keys) decides; on a single node
+    -- the UNIQUE of external_ref (ON CONFLICT below).  Either way a
+    -- concurrent twin waits for the first and then sees it.
+    IF external_ref IS NOT NULL AND @extschema@.citus_active() THEN
+        k := @extschema@.claim_key('external_ref', external_ref, v_new, v_new, v_hash);
+        v_id := NULLIF(k.order_id, v_new);
+        v_old := k.content;
+    END IF;
     IF v_id IS NULL THEN
-        SELECT o.order_id, o.request_hash INTO v_id, v_old
-          FROM @extschema@.orders o WHERE o.external_ref = place_order.external_ref;
+        INSERT INTO @extschema@.orders AS o
+            (order_id, external_ref, customer_id, channel, currency, total, ship_to,
+             ship_to_country, ship_to_postal, service_id, requested_delivery, allow_backorder,
+             request_hash)
+        SELECT v_new, place_order.external_ref, v_cust.customer_id, place_order.channel,
+               v_cust.currency,
+               (SELECT sum((x->>'qty')::int * (x->>'unit_price')::numeric)
+                  FROM jsonb_array_elements(v_lines) x),
+               place_order.ship_to, v_country, place_order.ship_to->>'postal_code',
+               place_order.service_id, place_order.requested_delivery, place_order.allow_backorder,
+               v_hash
+        ON CONFLICT DO NOTHING
+        RETURNING o.order_id INTO v_id;
+        IF v_id IS NULL THEN
+            SELECT o.order_id, o.request_hash INTO v_id, v_old
+              FROM @extschema@.orders o WHERE o.external_ref = place_order.external_ref;
+        ELSE
+            v_id := NULL;       -- placed now
+        END IF;
+    END IF;
+
+    IF v_id IS NOT NULL THEN
         IF v_old IS DISTINCT FROM v_hash THEN
             RAISE EXCEPTION 'external_ref "%" is already used by order % with other content',
                             external_ref, v_id
@@ -145,12 +163,12 @@ BEGIN
     END IF;
 
     INSERT INTO @extschema@.order_lines (order_id, line_no, sku, qty, unit_price)
-    SELECT v_id, (x->>'line_no')::int, x->>'sku', (x->>'qty')::int, (x->>'unit_price')::numeric
+    SELECT v_new, (x->>'line_no')::int, x->>'sku', (x->>'qty')::int, (x->>'unit_price')::numeric
       FROM jsonb_array_elements(v_lines) x;
 
-    PERFORM @extschema@.emit_event(v_id, 'order', v_id, 'order.placed', NULL, 'placed', NULL,
+    PERFORM @extschema@.emit_event(v_new, 'order', v_new, 'order.placed', NULL, 'placed', NULL,
                                    jsonb_build_object('channel', channel, 'external_ref', external_ref));
-    RETURN v_id;
+    RETURN v_new;
 END;
 $$;
 
@@ -162,7 +180,7 @@ AS $$
 DECLARE
     v_saved text := current_setting('order_mgmt.reason', true);
 BEGIN
-    PERFORM set_config('order_mgmt.reason', coalesce(p_reason, ''), true);
+    PERFORM @extschema@.set_reason(p_reason);
     UPDATE @extschema@.orders SET status = p_status WHERE order_id = p_order;
     PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
 END;
@@ -173,18 +191,22 @@ $$;
  * it does not exist.  The lock is an UPDATE of updated_at: every change to
  * an order or its lines goes through here, so a REPEATABLE READ caller
  * whose snapshot predates it fails with 40001 instead of reading stale lines.
+ * On Citus (citus_arm) the order's stock and credit effects are applied
+ * before the transaction commits.
  */
 CREATE FUNCTION @extschema@.lock_order(p_order bigint)
 RETURNS @extschema@.orders
 LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
-    o @extschema@.orders;
+    o     @extschema@.orders;
+    v_now timestamptz := clock_timestamp();     -- (Citus takes no volatile call in an UPDATE)
 BEGIN
     IF p_order IS NULL THEN
         RAISE EXCEPTION 'order_id must not be null' USING ERRCODE = '22004';
     END IF;
-    UPDATE @extschema@.orders x SET updated_at = clock_timestamp() WHERE x.order_id = p_order
+    PERFORM @extschema@.citus_arm(p_order);     -- nothing on a single node
+    UPDATE @extschema@.orders x SET updated_at = v_now WHERE x.order_id = p_order
     RETURNING * INTO o;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'order % does not exist', p_order USING ERRCODE = 'OM004';
@@ -353,6 +375,7 @@ DECLARE
     v_pt       record;
     v_approve  boolean := false;
     v_saved    text;
+    v_now      timestamptz := now();    -- (Citus: no function call in a CASE of an UPDATE)
 BEGIN
     SELECT * INTO c FROM @extschema@.customers x WHERE x.customer_id = o.customer_id;
     IF c.payment_terms = 'credit' AND o.credit_approved_at IS NULL THEN
@@ -400,10 +423,10 @@ BEGIN
     END IF;
     -- the approval and the status in one UPDATE (each statement on orders pays for its CHECKs)
     v_saved := current_setting('order_mgmt.reason', true);
-    PERFORM set_config('order_mgmt.reason', '', true);
+    PERFORM @extschema@.set_reason('');
     UPDATE @extschema@.orders x
        SET status = 'confirmed',
-           credit_approved_at = CASE WHEN v_approve THEN now() ELSE x.credit_approved_at END
+           credit_approved_at = CASE WHEN v_approve THEN v_now ELSE x.credit_approved_at END
      WHERE x.order_id = o.order_id;
     PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
     RETURN 'confirmed';
@@ -527,7 +550,7 @@ BEGIN
     -- trigger writes their events with the order's reason
     UPDATE @extschema@.shipments x SET status = 'cancelled'
      WHERE x.order_id = NEW.order_id
-       AND @extschema@.status_class('shipment', x.status) = 'preparing';
+       AND x.status = ANY (@extschema@.statuses_of_class('shipment', 'preparing'));
     PERFORM @extschema@.serve_freed(v_freed);
     RETURN NULL;
 END;

@@ -40,6 +40,11 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.tracking_events_tracking_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.consumers', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.bi_settings', '');
+-- Citus (0.9.0): the claimed business keys and the cursors per node group
+-- (on a single node both stay empty); order_effects and effects_armed
+-- live only inside a transaction.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.business_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.consumer_cursors', '');
 
 ------------------------------------------------------------------------
 -- Roles (cluster-wide; they stay when the extension is dropped)
@@ -60,6 +65,8 @@ $$;
 -- the views.
 ------------------------------------------------------------------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
+-- (ALL FUNCTIONS leaves procedures out) distribute() is the DBA's
+REVOKE ALL ON PROCEDURE @extschema@.distribute() FROM PUBLIC;
 GRANT USAGE ON SCHEMA @extschema@ TO order_mgmt_reader, order_mgmt_operator;
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO order_mgmt_operator;
 GRANT EXECUTE ON FUNCTION
@@ -123,6 +130,9 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.ack_events(text, xid8, bigint)
 TO order_mgmt_operator;
 GRANT SELECT ON @extschema@.consumer_lag TO order_mgmt_reader;
+-- consumer_lag calls it with the reader's rights (counts and times only)
+GRANT EXECUTE ON FUNCTION @extschema@.consumer_backlog(text)
+    TO order_mgmt_reader, order_mgmt_operator;
 
 -- BI (0.8.0, bi.sql): readers and operators (who read every view) read
 -- the views and run the functions they call: SECURITY INVOKER functions

@@ -95,6 +95,8 @@ RETURNS record
     LANGUAGE c STABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'estimate_order_window';
 
+-- (ROW(o.*)::orders, not o: on Citus the row is a shard's, whose row type
+-- the function does not take)
 CREATE VIEW @extschema@.orders_at_risk AS
 SELECT o.order_id, o.status, o.promised_delivery_latest,
        e.delivery_latest AS estimated_delivery_latest,
@@ -102,8 +104,8 @@ SELECT o.order_id, o.status, o.promised_delivery_latest,
        CASE WHEN NOT e.known THEN 'unknown: ' || e.note
             ELSE 'late' END AS risk
   FROM @extschema@.orders o
- CROSS JOIN LATERAL @extschema@.estimate_order_window(o,
-       ARRAY(SELECT l FROM @extschema@.order_lines l
+ CROSS JOIN LATERAL @extschema@.estimate_order_window(ROW(o.*)::@extschema@.orders,
+       ARRAY(SELECT ROW(l.*)::@extschema@.order_lines FROM @extschema@.order_lines l
               WHERE l.order_id = o.order_id ORDER BY l.line_no)) e
  WHERE @extschema@.status_class('order', o.status) IN ('pending', 'open', 'held')
    AND o.promised_delivery_latest IS NOT NULL
@@ -128,15 +130,21 @@ CREATE FUNCTION @extschema@.late_promise_trigger() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    e record;
 BEGIN
-    UPDATE @extschema@.orders o
-       SET promised_ship_earliest = e.ship_earliest, promised_ship_latest = e.ship_latest,
-           promised_delivery_earliest = e.delivery_earliest,
-           promised_delivery_latest = e.delivery_latest
-      FROM @extschema@.estimate_order_delivery(NEW.order_id) e
-     WHERE o.order_id = NEW.order_id AND e.known
-       AND @extschema@.status_class('order', o.status) = 'open'
-       AND o.promised_delivery_latest IS NULL;
+    -- the estimate as values, not a FROM item: on Citus the UPDATE goes to
+    -- the order's shard, and Citus cannot send it an anonymous record
+    e := @extschema@.estimate_order_delivery(NEW.order_id);
+    IF e.known THEN
+        UPDATE @extschema@.orders o
+           SET promised_ship_earliest = e.ship_earliest, promised_ship_latest = e.ship_latest,
+               promised_delivery_earliest = e.delivery_earliest,
+               promised_delivery_latest = e.delivery_latest
+         WHERE o.order_id = NEW.order_id
+           AND o.status = ANY (@extschema@.statuses_of_class('order', 'open'))
+           AND o.promised_delivery_latest IS NULL;
+    END IF;
     RETURN NULL;
 END;
 $$;

@@ -6,6 +6,8 @@
 -- does all of its work or none.
 
 -- The return window (order_mgmt.return_window_days, C: a superuser setting).
+-- (The helpers that read orders are PL/pgSQL: Citus plans no SQL function
+-- with parameters that reads a distributed table.)
 CREATE FUNCTION @extschema@.return_window() RETURNS interval
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'return_window';
 
@@ -13,22 +15,26 @@ CREATE FUNCTION @extschema@.return_window() RETURNS interval
 -- null while nothing is delivered.
 CREATE FUNCTION @extschema@.return_deadline(p_order bigint)
 RETURNS timestamptz
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    SELECT max(x.delivered_at) + @extschema@.return_window()
-      FROM @extschema@.shipments x
-     WHERE x.order_id = p_order
-       AND @extschema@.status_class('shipment', x.status) = 'delivered'
+BEGIN
+    RETURN (SELECT max(x.delivered_at) FROM @extschema@.shipments x
+             WHERE x.order_id = p_order
+               AND @extschema@.status_class('shipment', x.status) = 'delivered')
+           + @extschema@.return_window();
+END;
 $$;
 
 -- Does the order have a return in progress (class open)?
 CREATE FUNCTION @extschema@.has_open_return(p_order bigint)
 RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    SELECT EXISTS (SELECT 1 FROM @extschema@.returns r
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM @extschema@.returns r
                     WHERE r.order_id = p_order
-                      AND @extschema@.status_class('return', r.status) = 'open')
+                      AND @extschema@.status_class('return', r.status) = 'open');
+END;
 $$;
 
 -- The order's return_status, from its lines and returns: returned when
@@ -36,15 +42,20 @@ $$;
 -- requested while a return is open and none came back, else none.
 CREATE FUNCTION @extschema@.return_status_of(p_order bigint)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    SELECT CASE WHEN l.returned > 0 AND l.returned >= l.delivered THEN 'returned'
-                WHEN l.returned > 0 THEN 'partially_returned'
+DECLARE
+    v_returned bigint;
+    v_delivered bigint;
+BEGIN
+    SELECT coalesce(sum(x.qty_returned), 0), coalesce(sum(x.qty_delivered), 0)
+      INTO v_returned, v_delivered
+      FROM @extschema@.order_lines x WHERE x.order_id = p_order;
+    RETURN CASE WHEN v_returned > 0 AND v_returned >= v_delivered THEN 'returned'
+                WHEN v_returned > 0 THEN 'partially_returned'
                 WHEN @extschema@.has_open_return(p_order) THEN 'requested'
-                ELSE 'none' END
-      FROM (SELECT coalesce(sum(x.qty_returned), 0) AS returned,
-                   coalesce(sum(x.qty_delivered), 0) AS delivered
-              FROM @extschema@.order_lines x WHERE x.order_id = p_order) l
+                ELSE 'none' END;
+END;
 $$;
 
 -- BEFORE UPDATE OF return_status on orders: whatever is written, the
@@ -67,10 +78,14 @@ CREATE TRIGGER order_mgmt_return_status BEFORE UPDATE OF return_status ON @extsc
 -- matter: order_mgmt_return_status derives it).
 CREATE FUNCTION @extschema@.refresh_return_status(p_order bigint)
 RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 AS $$
+DECLARE
+    v_status text := @extschema@.return_status_of(p_order);
+BEGIN
     UPDATE @extschema@.orders o SET return_status = 'none'
-     WHERE o.order_id = p_order AND o.return_status <> @extschema@.return_status_of(p_order)
+     WHERE o.order_id = p_order AND o.return_status <> v_status;
+END;
 $$;
 
 -- AFTER a return changes status, or returned quantities change, by any
@@ -100,15 +115,18 @@ CREATE TRIGGER order_mgmt_return_status AFTER UPDATE OF qty_returned ON @extsche
 -- returned, minus asked for on returns not inspected yet.
 CREATE FUNCTION @extschema@.returnable_units(p_order bigint)
 RETURNS TABLE (line_no int, returnable int)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT l.line_no, l.qty_delivered - l.qty_returned
            - coalesce((SELECT sum(rl.qty) FROM @extschema@.return_lines rl
                          JOIN @extschema@.returns r USING (order_id, return_id)
                         WHERE rl.order_id = l.order_id AND rl.line_no = l.line_no
                           AND r.inspected_at IS NULL
                           AND @extschema@.status_class('return', r.status) = 'open'), 0)::int
-      FROM @extschema@.order_lines l WHERE l.order_id = p_order
+      FROM @extschema@.order_lines l WHERE l.order_id = p_order;
+END;
 $$;
 
 -- Units of each line of a return that were accepted (inspected and not
@@ -116,14 +134,17 @@ $$;
 -- exchange replaces.
 CREATE FUNCTION @extschema@.accepted_units(p_order bigint, p_return bigint)
 RETURNS TABLE (line_no int, sku text, qty int, unit_price numeric)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT l.line_no, l.sku, sum(i.qty)::int, l.unit_price
       FROM @extschema@.return_inspections i
       JOIN @extschema@.order_lines l USING (order_id, line_no)
      WHERE i.order_id = p_order AND i.return_id = p_return AND i.condition <> 'missing'
      GROUP BY l.line_no, l.sku, l.unit_price
-     ORDER BY l.line_no
+     ORDER BY l.line_no;
+END;
 $$;
 
 /*
@@ -229,13 +250,14 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
     v_saved text := current_setting('order_mgmt.reason', true);
+    v_now   timestamptz := now();       -- (Citus: no function call in a CASE of an UPDATE)
 BEGIN
-    PERFORM set_config('order_mgmt.reason', coalesce(p_reason, ''), true);
+    PERFORM @extschema@.set_reason(p_reason);
     UPDATE @extschema@.returns x
        SET status = p_status,
-           received_at = CASE WHEN p_stamp = 'received_at' THEN now() ELSE x.received_at END,
-           inspected_at = CASE WHEN p_stamp = 'inspected_at' THEN now() ELSE x.inspected_at END,
-           resolved_at = CASE WHEN p_stamp = 'resolved_at' THEN now() ELSE x.resolved_at END
+           received_at = CASE WHEN p_stamp = 'received_at' THEN v_now ELSE x.received_at END,
+           inspected_at = CASE WHEN p_stamp = 'inspected_at' THEN v_now ELSE x.inspected_at END,
+           resolved_at = CASE WHEN p_stamp = 'resolved_at' THEN v_now ELSE x.resolved_at END
      WHERE x.order_id = r.order_id AND x.return_id = r.return_id;
     PERFORM set_config('order_mgmt.reason', coalesce(v_saved, ''), true);
 END;
@@ -355,14 +377,18 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    r @extschema@.returns := @extschema@.lock_return(receive_return.return_id);
+    r     @extschema@.returns := @extschema@.lock_return(receive_return.return_id);
+    v_qty bigint;
 BEGIN
     PERFORM @extschema@.require_return_status(r, 'approved', 'received');
     UPDATE @extschema@.return_lines x SET qty_received = x.qty
      WHERE x.order_id = r.order_id AND x.return_id = r.return_id;
-    PERFORM @extschema@.move_return(r, 'received', @extschema@.step_reason(format('%s unit(s) received',
-        (SELECT sum(x.qty) FROM @extschema@.return_lines x
-          WHERE x.order_id = r.order_id AND x.return_id = r.return_id))), 'received_at');
+    -- (read first: on Citus a statement that reads a shard and calls a
+    -- function runs on the worker, where the function may not query)
+    SELECT sum(x.qty) INTO v_qty FROM @extschema@.return_lines x
+     WHERE x.order_id = r.order_id AND x.return_id = r.return_id;
+    PERFORM @extschema@.move_return(r, 'received',
+        @extschema@.step_reason(format('%s unit(s) received', v_qty)), 'received_at');
 END;
 $$;
 
@@ -495,12 +521,14 @@ BEGIN
     END IF;
     PERFORM @extschema@.require_return_status(r, 'inspected', 'refunded');
     IF v_amount IS NULL THEN
-        -- the accepted units, less what refund_payment already refunded for this return
+        -- the accepted units, less what refund_payment already refunded for
+        -- this return (two statements: on Citus a statement that reads a
+        -- shard runs on the worker, where accepted_units may not query)
         v_amount := (SELECT coalesce(sum(a.qty * a.unit_price), 0)
-                       FROM @extschema@.accepted_units(r.order_id, r.return_id) a)
-                  - (SELECT coalesce(sum(p.amount), 0) FROM @extschema@.payments p
-                      WHERE p.order_id = r.order_id AND p.return_id = r.return_id
-                        AND p.kind = 'refund');
+                       FROM @extschema@.accepted_units(r.order_id, r.return_id) a);
+        v_amount := v_amount - (SELECT coalesce(sum(p.amount), 0) FROM @extschema@.payments p
+                                 WHERE p.order_id = r.order_id AND p.return_id = r.return_id
+                                   AND p.kind = 'refund');
         IF v_amount <= 0 THEN
             RAISE EXCEPTION 'return % has nothing to refund', r.return_id USING ERRCODE = 'OM010',
                   DETAIL = 'No unit was accepted, the accepted units have no price, or they were refunded already.',
@@ -615,7 +643,8 @@ BEGIN
                  WHERE @extschema@.status_class('order', x.status) = 'delivered'
                  ORDER BY x.order_id LOOP
         SELECT * INTO o FROM @extschema@.orders x WHERE x.order_id = v_id FOR UPDATE SKIP LOCKED;
-        CONTINUE WHEN NOT FOUND
+        PERFORM @extschema@.citus_arm(o.order_id);  -- nothing on a single node
+        CONTINUE WHEN o.order_id IS NULL
                    OR @extschema@.status_class('order', o.status) IS DISTINCT FROM 'delivered'
                    OR @extschema@.return_deadline(o.order_id) >= as_of
                    OR @extschema@.has_open_return(o.order_id);

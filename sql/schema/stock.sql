@@ -153,7 +153,9 @@ BEGIN
 END;
 $$;
 
--- Let the waiting demand take stock freed in (warehouse, sku) pairs.
+-- Let the waiting demand take stock freed in (warehouse, sku) pairs.  On a
+-- Citus worker (a trigger) nothing: the release is an effect the
+-- coordinator applies, and it serves the demand then (apply_effects).
 CREATE FUNCTION @extschema@.serve_freed(p_pairs text[])
 RETURNS int
 LANGUAGE plpgsql VOLATILE
@@ -161,6 +163,9 @@ AS $$
 DECLARE
     v_total int := 0;
 BEGIN
+    IF cardinality(p_pairs) = 0 OR @extschema@.on_citus_worker() THEN
+        RETURN 0;
+    END IF;
     FOR i IN 1 .. coalesce(array_length(p_pairs, 1), 0) / 2 LOOP
         v_total := v_total + @extschema@.serve_waiting_demand(p_pairs[2 * i - 1], p_pairs[2 * i]);
     END LOOP;
@@ -186,12 +191,14 @@ DECLARE
     l      @extschema@.order_lines;
     v_take int;
     h      record;
+    v_now  timestamptz;
 BEGIN
     SELECT * INTO o FROM @extschema@.orders x WHERE x.order_id = p_order FOR UPDATE SKIP LOCKED;
     IF NOT FOUND
        OR @extschema@.status_class('order', o.status) IN ('completed', 'cancelled') THEN
         RETURN 0;
     END IF;
+    PERFORM @extschema@.citus_arm(p_order);     -- nothing on a single node
     SELECT * INTO l FROM @extschema@.order_lines x
      WHERE x.order_id = p_order AND x.line_no = p_line;
     IF l.qty_backordered <= 0 OR l.warehouse_id <> p_warehouse OR l.sku <> p_sku THEN
@@ -206,7 +213,8 @@ BEGIN
        SET qty_reserved = x.qty_reserved + v_take, qty_backordered = x.qty_backordered - v_take,
            warehouse_id = p_warehouse
      WHERE x.order_id = p_order AND x.line_no = p_line;
-    UPDATE @extschema@.orders x SET updated_at = clock_timestamp() WHERE x.order_id = p_order;
+    v_now := clock_timestamp();     -- (Citus takes no volatile call in an UPDATE)
+    UPDATE @extschema@.orders x SET updated_at = v_now WHERE x.order_id = p_order;
     PERFORM @extschema@.emit_event(p_order, 'line', p_line, 'line.backorder_allocated', NULL, NULL,
                                    NULL, jsonb_build_object('sku', p_sku, 'warehouse_id', p_warehouse,
                                                             'qty', v_take, 'still_backordered',

@@ -72,6 +72,9 @@ BEGIN
     -- Waits for a running purge_events, and keeps the next one from deleting
     -- events this consumer has not seen until we commit (see stream.c).
     LOCK TABLE @extschema@.consumers IN SHARE UPDATE EXCLUSIVE MODE;
+    IF @extschema@.citus_active() THEN
+        RETURN @extschema@.citus_register_consumer(v_name, from_now);   -- a cursor per node group
+    END IF;
     IF from_now THEN
         SELECT e.tx, e.seq INTO v_tx, v_seq FROM @extschema@.events e
          WHERE e.tx < @extschema@.delivery_horizon()
@@ -111,6 +114,11 @@ BEGIN
     IF NOT FOUND THEN           -- dropped by a concurrent drop_consumer
         RAISE EXCEPTION 'unknown consumer "%"', v_name USING ERRCODE = 'OM004';
     END IF;
+    IF @extschema@.citus_active() THEN
+        PERFORM @extschema@.citus_require_read_committed();
+        RETURN QUERY SELECT * FROM @extschema@.citus_fetch_events(v_name, max_rows);
+        RETURN;
+    END IF;
     -- Taken before the query's own snapshot: every transaction below it had
     -- ended then, so its events are visible to the query.
     v_horizon := @extschema@.delivery_horizon();
@@ -143,6 +151,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown consumer "%"', v_name
             USING ERRCODE = 'OM004', HINT = 'A consumer is registered by its first fetch_events.';
+    END IF;
+    IF @extschema@.citus_active() THEN
+        PERFORM @extschema@.citus_require_read_committed();
+        RETURN @extschema@.citus_ack_events(v_name, ack_events.tx, ack_events.seq);
     END IF;
     IF (ack_events.tx, ack_events.seq) <= (v_tx, v_seq) THEN
         RETURN false;
@@ -191,14 +203,49 @@ RETURNS bigint
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'purge_events';
 
--- How far behind each consumer is: events after its cursor (including
--- committed events still held back by an older running transaction) and
--- the age of the oldest of them.
+/*
+ * The events after a consumer's cursor (including committed events still
+ * held back by an older running transaction) and when the oldest of them
+ * occurred; on Citus summed over the cursors of every node group.  Counts
+ * and times only (consumer_lag's reader sees no event).
+ */
+CREATE FUNCTION @extschema@.consumer_backlog(consumer text,
+                                             OUT events_behind bigint,
+                                             OUT oldest_unacked_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g int;
+    c record;
+    v_n bigint;
+    v_at timestamptz;
+BEGIN
+    IF NOT @extschema@.citus_active() THEN
+        SELECT pg_catalog.count(*), pg_catalog.min(e.occurred_at) INTO events_behind, oldest_unacked_at
+          FROM @extschema@.consumers k, @extschema@.events e
+         WHERE k.consumer = consumer_backlog.consumer AND (e.tx, e.seq) > (k.acked_tx, k.acked_seq);
+        RETURN;
+    END IF;
+    events_behind := 0;
+    FOR g IN SELECT n.groupid FROM pg_catalog.pg_dist_node n WHERE n.noderole = 'primary'
+              UNION SELECT x.node_group FROM @extschema@.consumer_cursors x ORDER BY 1 LOOP
+        c := @extschema@.citus_cursor(consumer_backlog.consumer, g);
+        SELECT pg_catalog.count(*), pg_catalog.min(e.occurred_at) INTO v_n, v_at
+          FROM @extschema@.events e
+         WHERE e.seq > (g::bigint << 48) AND e.seq <= ((g + 1)::bigint << 48)
+           AND (e.tx, e.seq) > (c.acked_tx, c.acked_seq);
+        events_behind := events_behind + v_n;
+        oldest_unacked_at := least(oldest_unacked_at, v_at);
+    END LOOP;
+END;
+$$;
+
+-- How far behind each consumer is (consumer_backlog).  On Citus acked_tx
+-- and acked_seq are the last position acknowledged, in some node group
+-- (consumer_cursors has the cursor of each).
 CREATE VIEW @extschema@.consumer_lag AS
 SELECT c.consumer, c.acked_tx, c.acked_seq, c.acked_at, l.events_behind, l.oldest_unacked_at,
        pg_catalog.clock_timestamp() - l.oldest_unacked_at AS oldest_unacked_age
   FROM @extschema@.consumers c
- CROSS JOIN LATERAL (
-       SELECT pg_catalog.count(*) AS events_behind, pg_catalog.min(e.occurred_at) AS oldest_unacked_at
-         FROM @extschema@.events e
-        WHERE (e.tx, e.seq) > (c.acked_tx, c.acked_seq)) l;
+ CROSS JOIN LATERAL @extschema@.consumer_backlog(c.consumer) l;

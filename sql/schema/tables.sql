@@ -487,3 +487,22 @@ CREATE TABLE @extschema@.credit_accounts (
     exposure    numeric(14,2) NOT NULL DEFAULT 0,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+------------------------------------------------------------------------
+-- Globally unique business keys.  On a single node the UNIQUE constraints
+-- of orders.external_ref, payments.psp_reference, shipments.tracking_number
+-- and tracking_events.carrier_event_id decide; Citus cannot keep a UNIQUE
+-- without the distribution column, so there the first claim of a key in
+-- this table, distributed by the key, decides (claim_key).  content:
+-- what a repeat must match (external_ref: the request hash).
+------------------------------------------------------------------------
+CREATE TABLE @extschema@.business_keys (
+    key       text NOT NULL CHECK (key <> ''),
+    kind      text NOT NULL
+              CHECK (kind IN ('external_ref', 'psp_reference', 'tracking_number', 'carrier_event_id')),
+    order_id  bigint NOT NULL,
+    entity_id bigint NOT NULL,
+    content   text,
+    claimed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (key, kind)
+);
