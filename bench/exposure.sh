@@ -55,4 +55,4 @@ echo "# place + confirm, 1 client, sync off, ${RUNS}x${SECS}s, $(date -u '+%Y-%m
 echo "customer with $OPEN open orders: $big tps ($(sort -n "$TMP/BIG.tps" | paste -sd' '))"
 echo "new customers:                   $new tps ($(sort -n "$TMP/NEW.tps" | paste -sd' '))"
 awk -v a="$new" -v b="$big" 'BEGIN {printf "cost ratio BIG/NEW = %.2f (target <= 1.2)\n", a / b}'
-[ -s "$TMP/err" ] && sed 's/^/# pgbench: /' "$TMP/err" | tail -3
+if [ -s "$TMP/err" ]; then sed 's/^/# pgbench: /' "$TMP/err" | tail -3; fi
