@@ -8,7 +8,9 @@
 #   bare fn  - in one PL/pgSQL call (one round trip, cached plans),
 #   bare SQL - sent statement by statement from the client (35 statements).
 # order_mgmt sends its 11 calls from the client (11 round trips); for the
-# record, the same 11 calls from one PL/pgSQL call are measured too.
+# record, the same 11 calls from one PL/pgSQL call are measured too, and
+# "floor fn": bare fn's statements into copies of order_mgmt's tables with
+# their CHECKs, indexes and foreign keys (no trigger, no rule).
 # pgbench -M prepared at 1, 4, 8 clients, synchronous_commit off and on,
 # median of RUNS runs of SECS seconds, the three workloads alternating run by
 # run in one cluster; 10,000 customers and 1,000 skus chosen at random.
@@ -212,6 +214,51 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; 
 
 # one warm-up run of each
 for w in om bare barefn omfn; do SECS=3 tps "$TMP/$w.sql" 1 off >/dev/null; done
+
+# floor fn: bare fn's statements into copies of order_mgmt's tables (LIKE
+# ... INCLUDING ALL: its CHECKs, defaults and indexes, plus its foreign keys)
+# with no trigger: what the declared schema costs before any rule runs.
+# The copies start from the rows the warm-up wrote (plans made on empty
+# tables would scan them sequentially).
+psql -qX -v ON_ERROR_STOP=1 -d $DB >/dev/null <<'SQL'
+CREATE SCHEMA floor;
+CREATE TABLE floor.bare_orders (LIKE order_mgmt.orders INCLUDING ALL,
+    FOREIGN KEY (customer_id) REFERENCES order_mgmt.customers,
+    FOREIGN KEY (warehouse_id) REFERENCES order_mgmt.warehouses);
+CREATE TABLE floor.bare_lines (LIKE order_mgmt.order_lines INCLUDING ALL,
+    FOREIGN KEY (order_id) REFERENCES floor.bare_orders ON DELETE CASCADE,
+    FOREIGN KEY (sku) REFERENCES order_mgmt.products,
+    FOREIGN KEY (warehouse_id) REFERENCES order_mgmt.warehouses);
+CREATE TABLE floor.bare_stock (LIKE order_mgmt.stock_levels INCLUDING ALL,
+    FOREIGN KEY (warehouse_id) REFERENCES order_mgmt.warehouses,
+    FOREIGN KEY (sku) REFERENCES order_mgmt.products);
+CREATE TABLE floor.bare_movements (LIKE order_mgmt.inventory_movements INCLUDING ALL,
+    FOREIGN KEY (warehouse_id) REFERENCES order_mgmt.warehouses,
+    FOREIGN KEY (sku) REFERENCES order_mgmt.products);
+CREATE TABLE floor.bare_events (LIKE order_mgmt.events INCLUDING ALL);
+CREATE TABLE floor.bare_shipments (LIKE order_mgmt.shipments INCLUDING ALL,
+    FOREIGN KEY (order_id) REFERENCES floor.bare_orders ON DELETE CASCADE,
+    FOREIGN KEY (warehouse_id) REFERENCES order_mgmt.warehouses);
+CREATE TABLE floor.bare_shipment_lines (LIKE order_mgmt.shipment_lines INCLUDING ALL,
+    FOREIGN KEY (order_id, shipment_id) REFERENCES floor.bare_shipments ON DELETE CASCADE,
+    FOREIGN KEY (order_id, line_no) REFERENCES floor.bare_lines);
+CREATE TABLE floor.bare_tracking (LIKE order_mgmt.tracking_events INCLUDING ALL,
+    FOREIGN KEY (order_id, shipment_id) REFERENCES floor.bare_shipments ON DELETE CASCADE);
+INSERT INTO floor.bare_orders SELECT * FROM order_mgmt.orders;
+INSERT INTO floor.bare_lines SELECT * FROM order_mgmt.order_lines;
+INSERT INTO floor.bare_stock SELECT * FROM order_mgmt.stock_levels;
+INSERT INTO floor.bare_movements SELECT * FROM order_mgmt.inventory_movements;
+INSERT INTO floor.bare_events SELECT * FROM order_mgmt.events;
+INSERT INTO floor.bare_shipments SELECT * FROM order_mgmt.shipments;
+INSERT INTO floor.bare_shipment_lines SELECT * FROM order_mgmt.shipment_lines;
+INSERT INTO floor.bare_tracking SELECT * FROM order_mgmt.tracking_events;
+ANALYZE;
+SQL
+sed -E 's/FUNCTION bare_lifecycle/FUNCTION floor_lifecycle/; s/\b(bare_[a-z_]+) /floor.\1 /g' \
+    "$TMP/barefn_def.sql" >"$TMP/floorfn_def.sql"
+psql -qX -v ON_ERROR_STOP=1 -d $DB -f "$TMP/floorfn_def.sql" >/dev/null || { cat "$TMP/floorfn_def.sql"; exit 1; }
+sed 's/bare_lifecycle/floor_lifecycle/' "$TMP/barefn.sql" >"$TMP/floorfn.sql"
+SECS=3 tps "$TMP/floorfn.sql" 1 off >/dev/null
 [ -s "$TMP/err" ] && sed 's/^/# pgbench: /' "$TMP/err" | tail -5
 
 REPORT="$OUT/lifecycle_full-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -219,23 +266,24 @@ REPORT="$OUT/lifecycle_full-$(date -u +%Y%m%dT%H%M%SZ).txt"
 echo "# whole lifecycle, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# PostgreSQL $(psql -qXAt -d $DB -c 'SHOW server_version'), order_mgmt $(psql -qXAt -d $DB -c "SELECT extversion FROM pg_extension WHERE extname = 'order_mgmt'"), notify_mode=$NOTIFY, ${RUNS}x${SECS}s per cell"
 echo "# rows per order: order_mgmt $(psql -qXAt -d $DB -c "SELECT (SELECT count(*) FROM order_mgmt.events) / count(*) FROM order_mgmt.orders") events, bare $(psql -qXAt -d $DB -c "SELECT (SELECT count(*) FROM bare_events) / count(*) FROM bare_orders") events"
-printf "%-8s %7s %20s %20s %20s %9s %8s %20s %8s\n" sync_commit clients "order_mgmt tps" "bare SQL tps" \
-    "bare fn tps" "vs SQL" "vs fn" "om in 1 call tps" "1call/fn"
+printf "%-8s %7s %20s %20s %20s %9s %8s %20s %8s %20s %8s\n" sync_commit clients "order_mgmt tps" "bare SQL tps" \
+    "bare fn tps" "vs SQL" "vs fn" "om in 1 call tps" "1call/fn" "floor fn tps" "floor/fn"
 for sync in ${SYNCS:-off on}; do
     for c in $CLIENTS; do
-        : >"$TMP/om"; : >"$TMP/bare"; : >"$TMP/barefn"; : >"$TMP/omfn"
+        : >"$TMP/om"; : >"$TMP/bare"; : >"$TMP/barefn"; : >"$TMP/omfn"; : >"$TMP/floorfn"
         for r in $(seq "$RUNS"); do
             tps "$TMP/om.sql" "$c" "$sync" >>"$TMP/om"
             tps "$TMP/bare.sql" "$c" "$sync" >>"$TMP/bare"
             tps "$TMP/barefn.sql" "$c" "$sync" >>"$TMP/barefn"
             tps "$TMP/omfn.sql" "$c" "$sync" >>"$TMP/omfn"
+            tps "$TMP/floorfn.sql" "$c" "$sync" >>"$TMP/floorfn"
         done
         om=$(median <"$TMP/om"); bare=$(median <"$TMP/bare"); fn=$(median <"$TMP/barefn")
-        omfn=$(median <"$TMP/omfn")
-        printf "%-11s %4s %7s (%11s) %7s (%11s) %7s (%11s) %8s %8s %7s (%11s) %8s\n" "$sync" "$c" \
+        omfn=$(median <"$TMP/omfn"); floorfn=$(median <"$TMP/floorfn")
+        printf "%-11s %4s %7s (%11s) %7s (%11s) %7s (%11s) %8s %8s %7s (%11s) %8s %7s (%11s) %8s\n" "$sync" "$c" \
             "$om" "$(spread <"$TMP/om")" "$bare" "$(spread <"$TMP/bare")" "$fn" "$(spread <"$TMP/barefn")" \
             "$(ratio "$om" "$bare")" "$(ratio "$om" "$fn")" "$omfn" "$(spread <"$TMP/omfn")" \
-            "$(ratio "$omfn" "$fn")"
+            "$(ratio "$omfn" "$fn")" "$floorfn" "$(spread <"$TMP/floorfn")" "$(ratio "$floorfn" "$fn")"
     done
 done
 # where the time goes: per-call latency of one client, synchronous_commit off
