@@ -14,7 +14,8 @@ OBJS = \
 	src/fulfilment.o \
 	src/stream.o \
 	src/relay.o \
-	src/citus.o
+	src/citus.o \
+	src/bi.o
 
 EXTENSION = order_mgmt
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" order_mgmt.control)

@@ -13,6 +13,7 @@ one directive per line where a definition from sql/schema/ goes:
     @@NEWTRIGGER name@@   the (one) CREATE [CONSTRAINT] TRIGGER name
     @@NEWTRIGGERS name@@  every CREATE TRIGGER of that name (several tables)
     @@NEWVIEW name@@, @@REPLACEVIEW name@@, @@SEED table@@ (its INSERT)
+    @@NEWTYPE name@@, @@NEWAGGREGATE name@@   CREATE TYPE / AGGREGATE name
 Once version B is released the generated script is frozen like every
 other; the template stays as the record of how it was made.
 """
@@ -57,6 +58,10 @@ def triggers(name):
     return found
 
 
+def created(kind, name):
+    return statement(one(r"CREATE %s @extschema@\.%s\b" % (kind, name), kind.lower() + " " + name))
+
+
 def view(name):
     start = one(r"CREATE VIEW @extschema@\.%s AS" % name, "view " + name)
     return SRC[start:SRC.find(";", start) + 1]
@@ -87,6 +92,10 @@ def expand(op, name):
         return view(name).replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1)
     if op == "SEED":
         return seed(name)
+    if op == "NEWTYPE":
+        return created("TYPE", name)
+    if op == "NEWAGGREGATE":
+        return created("AGGREGATE", name)
     sys.exit("upgrade-script: unknown directive %s" % op)
 
 

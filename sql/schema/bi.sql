@@ -51,6 +51,44 @@ AS $$
     SELECT NOT automated AND NOT (actor LIKE ANY (system_actors))
 $$;
 
+-- What order_facts reads from an order's events, in one pass (src/bi.c;
+-- the definitions are in docs/bi.md, "order_facts").  Its result does not
+-- depend on the order of the events, so it also aggregates in parallel.
+CREATE TYPE @extschema@.event_facts AS (
+    events        bigint,
+    manual_events bigint,
+    confirmed_at  timestamptz,
+    completed_at  timestamptz,
+    rework_steps  bigint
+);
+
+CREATE FUNCTION @extschema@.event_facts_step(internal, entity text, entity_id bigint,
+                                             from_status text, to_status text,
+                                             occurred_at timestamptz, automated boolean,
+                                             actor text, system_actors text[])
+RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'event_facts_step';
+CREATE FUNCTION @extschema@.event_facts_combine(internal, internal) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'event_facts_combine';
+CREATE FUNCTION @extschema@.event_facts_serialize(internal) RETURNS bytea
+    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'event_facts_serialize';
+CREATE FUNCTION @extschema@.event_facts_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'event_facts_deserialize';
+CREATE FUNCTION @extschema@.event_facts_final(internal) RETURNS @extschema@.event_facts
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'event_facts_final';
+
+CREATE AGGREGATE @extschema@.event_facts(entity text, entity_id bigint, from_status text,
+                                         to_status text, occurred_at timestamptz,
+                                         automated boolean, actor text, system_actors text[]) (
+    SFUNC = @extschema@.event_facts_step,
+    STYPE = internal,
+    FINALFUNC = @extschema@.event_facts_final,
+    COMBINEFUNC = @extschema@.event_facts_combine,
+    SERIALFUNC = @extschema@.event_facts_serialize,
+    DESERIALFUNC = @extschema@.event_facts_deserialize,
+    PARALLEL = SAFE
+);
+
 -- The events of one order in the order they happened: (order_id,
 -- occurred_at, seq).  Covers the columns the per-order views read, so they
 -- read the log in case order from the index alone (index-only scan; the
@@ -193,37 +231,15 @@ SELECT o.order_id,
   -- the log: confirmation (first entering the open class), completion
   -- (the completed class), manual events, rework (an order, shipment or
   -- return entering a status again along an edge: moves into or out of a
-  -- held status are waiting, not rework)
-  LEFT JOIN (SELECT e.order_id,
-                    count(*) AS events,
-                    count(*) FILTER (WHERE @extschema@.is_manual_event(
-                        e.automated, e.actor, (SELECT c.system_actors FROM @extschema@.bi_config c)))
-                        AS manual_events,
-                    min(e.occurred_at) FILTER (WHERE s.to_class = 'open') AS confirmed_at,
-                    min(e.occurred_at) FILTER (WHERE s.to_class = 'completed') AS completed_at,
-                    -- (a 64-bit key of (entity, entity_id, to_status): distinct
-                    -- over integers, not row values: a collision inside one order
-                    -- is below 10^-17)
-                    count(*) FILTER (WHERE s.lifecycle_step)
-                    - count(DISTINCT hashtextextended(e.entity || '.' || e.to_status, e.entity_id))
-                          FILTER (WHERE s.lifecycle_step) AS rework_steps
-               -- the log in case order: read from events_case_idx alone,
-               -- grouped as it streams (no hash table, no sort)
-               FROM (SELECT x.* FROM @extschema@.events x
-                      ORDER BY x.order_id, x.occurred_at, x.seq) e
-              -- the classes of an order event's statuses (only orders hold)
-              CROSS JOIN LATERAL (
-                    SELECT CASE WHEN e.entity = 'order'
-                                THEN @extschema@.status_class('order', e.to_status) END AS to_class,
-                           CASE WHEN e.entity = 'order'
-                                THEN @extschema@.status_class('order', e.from_status) END AS from_class) k
-              CROSS JOIN LATERAL (
-                    SELECT k.to_class,
-                           e.to_status IS NOT NULL
-                           AND e.entity IN ('order', 'shipment', 'return')
-                           AND 'held' IS DISTINCT FROM k.to_class
-                           AND 'held' IS DISTINCT FROM k.from_class AS lifecycle_step) s
-              GROUP BY e.order_id) ev
+  -- held status are waiting, not rework), in one pass (event_facts)
+  LEFT JOIN (SELECT y.order_id, (y.f).events, (y.f).manual_events, (y.f).confirmed_at,
+                    (y.f).completed_at, (y.f).rework_steps
+               FROM (SELECT e.order_id,
+                            @extschema@.event_facts(e.entity, e.entity_id, e.from_status,
+                                e.to_status, e.occurred_at, e.automated, e.actor,
+                                (SELECT c.system_actors FROM @extschema@.bi_config c)) AS f
+                       FROM @extschema@.events e
+                      GROUP BY e.order_id) y) ev
          ON ev.order_id = o.order_id
   -- shipments: not cancelled, failed (lost, returned to sender)
   LEFT JOIN (SELECT s.order_id,

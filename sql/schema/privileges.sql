@@ -148,3 +148,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.process_map_dot(timestamptz, timestamptz),
     @extschema@.export_xes(timestamptz, timestamptz)
 TO order_mgmt_reader, order_mgmt_operator;
+-- (0.10.0) the aggregate order_facts reads the log with
+GRANT EXECUTE ON FUNCTION
+    @extschema@.event_facts(text, bigint, text, text, timestamptz, boolean, text, text[])
+TO order_mgmt_reader, order_mgmt_operator;

@@ -31,7 +31,8 @@ q -d om_fresh -c "CREATE EXTENSION order_mgmt"
 tap $? "a fresh CREATE EXTENSION installs"
 [ "$(q -d om_fresh -c "SELECT extversion FROM pg_extension WHERE extname = 'order_mgmt'")" = "$default" ]
 tap $? "a fresh install is at default_version $default"
-q -d om_fresh -f $FIX/schema.sql >"$TMP/fresh.schema"
+q -d om_fresh -f $FIX/schema.sql >"$TMP/fresh.schema" && [ -s "$TMP/fresh.schema" ]
+tap $? "the schema facts of a fresh install are read ($(grep -c . "$TMP/fresh.schema") facts)"
 
 for v in $older; do
     db=om_from_${v//./_}
@@ -46,8 +47,8 @@ for v in $older; do
     q -d "$db" -c "SELECT * FROM public.om_digest()" >"$TMP/after"
     diff "$TMP/before" "$TMP/after"
     tap $? "from $v: every row and sequence survives the upgrade ($(grep -c . "$TMP/before") tables and sequences compared)"
-    q -d "$db" -f $FIX/schema.sql >"$TMP/upgraded.schema"
-    diff "$TMP/fresh.schema" "$TMP/upgraded.schema"
+    q -d "$db" -f $FIX/schema.sql >"$TMP/upgraded.schema" \
+        && diff "$TMP/fresh.schema" "$TMP/upgraded.schema"
     tap $? "from $v: the upgraded schema equals a fresh install ($(grep -c . "$TMP/fresh.schema") facts)"
     q -d "$db" -c "SELECT order_mgmt.place_order('W-C1', '[{\"sku\": \"W-A\", \"qty\": 1}]', '{\"country\": \"DE\"}')" >/dev/null
     tap $? "from $v: the upgraded install takes new orders"

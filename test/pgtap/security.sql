@@ -64,6 +64,7 @@ SELECT set_eq(
     ARRAY['order_mgmt.status_class(text,text)', 'order_mgmt.current_actor()',
           'order_mgmt.estimate_order_window(order_mgmt.orders,order_mgmt.order_lines[])',
           'order_mgmt.is_manual_event(boolean,text,text[])',
+          'order_mgmt.event_facts(text,bigint,text,text,timestamp with time zone,boolean,text,text[])',
           'order_mgmt.process_dfg(timestamp with time zone,timestamp with time zone)',
           'order_mgmt.process_map_dot(timestamp with time zone,timestamp with time zone)',
           'order_mgmt.export_xes(timestamp with time zone,timestamp with time zone)',
