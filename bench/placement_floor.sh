@@ -27,6 +27,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 psql -qX -v ON_ERROR_STOP=1 -d $DB >/dev/null <<'SQL'
+SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS floor CASCADE;
 CREATE SCHEMA floor;
 CREATE TABLE floor.orders (LIKE order_mgmt.orders INCLUDING ALL,
