@@ -84,21 +84,31 @@ KeepFirst(TimestampTz *at, bool *set, TimestampTz ts)
 	}
 }
 
-/* Does actor match one of the LIKE patterns (a text[] without nulls)? */
+/*
+ * Is an event by actor not manual because of the LIKE patterns?  As in SQL
+ * (NOT actor LIKE ANY (patterns)): a match, or no match but a null
+ * pattern (the test is then null, not true).
+ */
 static bool
-IsSystemActor(text *actor, ArrayType *patterns)
+SystemActor(text *actor, ArrayType *patterns)
 {
 	Datum	   *elems;
+	bool	   *nulls;
+	bool		unknown = false;
 	int			n;
 
 	if (ArrayGetNItems(ARR_NDIM(patterns), ARR_DIMS(patterns)) == 0)
 		return false;
-	deconstruct_array(patterns, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
+	deconstruct_array(patterns, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	for (int i = 0; i < n; i++)
-		if (DatumGetBool(DirectFunctionCall2Coll(textlike, DEFAULT_COLLATION_OID,
-												 PointerGetDatum(actor), elems[i])))
+	{
+		if (nulls[i])
+			unknown = true;
+		else if (DatumGetBool(DirectFunctionCall2Coll(textlike, DEFAULT_COLLATION_OID,
+													  PointerGetDatum(actor), elems[i])))
 			return true;
-	return false;
+	}
+	return unknown;
 }
 
 static MemoryContext
@@ -130,7 +140,7 @@ event_facts_step(PG_FUNCTION_ARGS)
 	f->events++;
 	/* (null inputs are not manual, as is_manual_event's null is not true) */
 	if (!PG_ARGISNULL(6) && !PG_GETARG_BOOL(6) && !PG_ARGISNULL(7) && !PG_ARGISNULL(8)
-		&& !IsSystemActor(PG_GETARG_TEXT_PP(7), PG_GETARG_ARRAYTYPE_P(8)))
+		&& !SystemActor(PG_GETARG_TEXT_PP(7), PG_GETARG_ARRAYTYPE_P(8)))
 		f->manual++;
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(4))
 		PG_RETURN_POINTER(f);	/* no status entered: neither a step nor a date */
@@ -269,8 +279,18 @@ event_facts_final(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	f = (EventFacts *) PG_GETARG_POINTER(0);
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "event_facts_final must return a composite type");
+	/* the result's descriptor, looked up once per query (one call per order) */
+	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	if (desc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "event_facts_final must return a composite type");
+		desc = BlessTupleDesc(desc);
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = desc;
+	}
 	/*
 	 * Sorting the keys in place leaves the same multiset, so the state still
 	 * means the same to a later transition or final call (FINALFUNC_MODIFY
@@ -287,5 +307,5 @@ event_facts_final(PG_FUNCTION_ARGS)
 	values[3] = TimestampTzGetDatum(f->completed_at);
 	nulls[3] = !f->completed;
 	values[4] = Int64GetDatum(f->steps - distinct);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

@@ -5,7 +5,7 @@
 -- every entity, the held status, null statuses and system actors; serially,
 -- and in parallel workers whose partial states are combined.
 BEGIN;
-SELECT plan(8);
+SELECT plan(9);
 SET LOCAL search_path = order_mgmt, public;
 
 CREATE TABLE ef (order_id bigint, entity text, entity_id bigint, from_status text,
@@ -66,6 +66,9 @@ SELECT set_eq('SELECT * FROM pg_temp.facts(''{}'')', 'SELECT * FROM pg_temp.refe
 SELECT set_eq('SELECT * FROM pg_temp.facts(''{wm%,carrier:%,ps_}'')',
               'SELECT * FROM pg_temp.reference(''{wm%,carrier:%,ps_}'')',
               'event_facts = the SQL definition, with LIKE patterns of system actors');
+SELECT set_eq('SELECT * FROM pg_temp.facts(''{wm%,NULL}'')',
+              'SELECT * FROM pg_temp.reference(''{wm%,NULL}'')',
+              'event_facts = the SQL definition, with a null pattern (LIKE ANY is then never false)');
 SELECT is((SELECT sum((x.f).manual_events) FROM pg_temp.facts(NULL) x), 0::numeric,
           'no system_actors (null): no event is manual, as is_manual_event is null');
 SELECT is((SELECT event_facts(e.entity, e.entity_id, e.from_status, e.to_status, e.occurred_at,
