@@ -172,130 +172,148 @@ SELECT e.order_id AS case_id,
 -- return_status is derived from).
 ------------------------------------------------------------------------
 CREATE VIEW @extschema@.order_facts AS
-SELECT o.order_id,
-       o.customer_id,
-       o.channel,
-       o.status,
-       k.status_class,
-       z.warehouse_id,
-       z.tz,
-       o.placed_at,
-       (o.placed_at AT TIME ZONE z.tz)::date AS placed_day,
-       ev.confirmed_at,
-       o.promised_ship_latest,
-       o.promised_delivery_earliest,
-       o.promised_delivery_latest,
-       coalesce(sh.shipments, 0) AS shipments,
-       sh.first_dispatch_at,
-       sh.first_delivery_at,
-       sh.last_delivery_at,
-       coalesce(sh.failed_shipments, 0) AS failed_shipments,
-       coalesce(ta.failed_attempts, 0) AS failed_attempts,
-       ev.completed_at,
-       l.qty_ordered,
-       l.qty_cancelled,
-       l.qty_due,
-       l.qty_delivered,
-       m.on_time,
-       m.in_full,
-       m.on_time AND m.in_full AS otif,
-       CASE WHEN k.status_class <> 'cancelled' AND l.qty_due > 0
-                 AND l.qty_delivered >= l.qty_due
-            THEN round(extract(epoch FROM sh.last_delivery_at - o.placed_at) / 3600, 2)
+SELECT f.order_id,
+       f.customer_id,
+       f.channel,
+       f.status,
+       f.status_class,
+       f.warehouse_id,
+       f.tz,
+       f.placed_at,
+       (f.placed_at AT TIME ZONE f.tz)::date AS placed_day,
+       f.confirmed_at,
+       f.promised_ship_latest,
+       f.promised_delivery_earliest,
+       f.promised_delivery_latest,
+       coalesce(f.shipments, 0) AS shipments,
+       f.first_dispatch_at,
+       f.first_delivery_at,
+       f.last_delivery_at,
+       coalesce(f.failed_shipments, 0) AS failed_shipments,
+       coalesce(f.failed_attempts, 0) AS failed_attempts,
+       f.completed_at,
+       f.qty_ordered,
+       f.qty_cancelled,
+       f.qty_due,
+       f.qty_delivered,
+       f.on_time,
+       f.in_full,
+       f.on_time AND f.in_full AS otif,
+       CASE WHEN f.status_class <> 'cancelled' AND f.qty_due > 0
+                 AND f.qty_delivered >= f.qty_due
+            THEN round(extract(epoch FROM f.last_delivery_at - f.placed_at) / 3600, 2)
        END AS cycle_time_hours,
-       coalesce(h.holds, 0) AS holds,
-       h.hold_hours,
-       h.credit_hold_hours,
-       h.payment_hold_hours,
-       h.stock_hold_hours,
-       h.address_hold_hours,
-       h.fraud_hold_hours,
-       h.manual_hold_hours,
-       coalesce(ev.events, 0) AS events,
-       coalesce(ev.manual_events, 0) AS manual_events,
-       coalesce(ev.events - ev.manual_events, 0) AS automated_events,
-       coalesce(ev.manual_events, 0) = 0 AS touchless,
-       coalesce(ev.rework_steps, 0) AS rework_steps,
-       coalesce(ev.rework_steps, 0) > 0 AS rework,
-       coalesce(l.qty_returned, 0) AS returned_qty,
-       o.return_status,
-       coalesce(p.refunded_amount, 0) AS refunded_amount,
-       coalesce(p.return_refunded_amount, 0) AS return_refunded_amount
-  FROM @extschema@.orders o
-  -- (order_zones' rule on the same line totals)
-  LEFT JOIN @extschema@.order_line_totals l ON l.order_id = o.order_id
-  LEFT JOIN @extschema@.warehouses w
-         ON w.warehouse_id = coalesce(o.warehouse_id, l.lines_warehouse_id)
- CROSS JOIN LATERAL (SELECT w.warehouse_id, coalesce(w.tz, 'UTC') AS tz) z
- CROSS JOIN LATERAL (SELECT @extschema@.status_class('order', o.status) AS status_class) k
-  -- the log: confirmation (first entering the open class), completion
-  -- (the completed class), manual events, rework (an order, shipment or
-  -- return entering a status again along an edge: moves into or out of a
-  -- held status are waiting, not rework), in one pass (event_facts)
-  LEFT JOIN (SELECT y.order_id, (y.f).events, (y.f).manual_events, (y.f).confirmed_at,
-                    (y.f).completed_at, (y.f).rework_steps
-               FROM (SELECT e.order_id,
-                            @extschema@.event_facts(e.entity, e.entity_id, e.from_status,
-                                e.to_status, e.occurred_at, e.automated, e.actor,
-                                (SELECT c.system_actors FROM @extschema@.bi_config c)) AS f
-                       FROM @extschema@.events e
-                      GROUP BY e.order_id) y) ev
-         ON ev.order_id = o.order_id
-  -- shipments: not cancelled, failed (lost, returned to sender)
-  LEFT JOIN (SELECT s.order_id,
-                    count(*) FILTER (WHERE s.class <> 'cancelled') AS shipments,
-                    count(*) FILTER (WHERE s.class = 'failed') AS failed_shipments,
-                    min(s.dispatched_at) AS first_dispatch_at,
-                    min(s.delivered_at) AS first_delivery_at,
-                    max(s.delivered_at) AS last_delivery_at
-               FROM (SELECT x.order_id, x.dispatched_at, x.delivered_at,
-                            @extschema@.status_class('shipment', x.status) AS class
-                       FROM @extschema@.shipments x) s
-              GROUP BY s.order_id) sh
-         ON sh.order_id = o.order_id
-  -- missed deliveries: carrier checkpoints of the seed status failed_attempt
-  LEFT JOIN (SELECT t.order_id, count(*) AS failed_attempts
-               FROM @extschema@.tracking_events t
-              WHERE t.code = 'failed_attempt'
-              GROUP BY t.order_id) ta
-         ON ta.order_id = o.order_id
-  LEFT JOIN (SELECT x.order_id,
-                    count(*) AS holds,
-                    round(sum(x.hours), 2) AS hold_hours,
-                    round(sum(x.hours) FILTER (WHERE x.kind = 'credit'), 2) AS credit_hold_hours,
-                    round(sum(x.hours) FILTER (WHERE x.kind = 'payment'), 2) AS payment_hold_hours,
-                    round(sum(x.hours) FILTER (WHERE x.kind = 'stock'), 2) AS stock_hold_hours,
-                    round(sum(x.hours) FILTER (WHERE x.kind = 'address'), 2) AS address_hold_hours,
-                    round(sum(x.hours) FILTER (WHERE x.kind = 'fraud'), 2) AS fraud_hold_hours,
-                    round(sum(x.hours) FILTER (WHERE x.kind = 'manual'), 2) AS manual_hold_hours
-               FROM (SELECT y.order_id, y.kind,
-                            extract(epoch FROM coalesce(y.released_at, now()) - y.placed_at)
-                            / 3600 AS hours
-                       FROM @extschema@.order_holds y) x
-              GROUP BY x.order_id) h
-         ON h.order_id = o.order_id
-  -- succeeded refunds, and those linked to a return (refund_return, refund_payment's return_id)
-  LEFT JOIN (SELECT y.order_id, sum(y.amount) AS refunded_amount,
-                    coalesce(sum(y.amount) FILTER (WHERE y.return_id IS NOT NULL), 0)
-                        AS return_refunded_amount
-               FROM @extschema@.payments y
-              WHERE y.kind = 'refund' AND y.status = 'succeeded'
-              GROUP BY y.order_id) p
-         ON p.order_id = o.order_id
-  -- a promised day ends at the local midnight after it
- CROSS JOIN LATERAL (SELECT ((o.promised_delivery_latest + 1)::timestamp AT TIME ZONE z.tz)
-                            AS deadline) d
+       coalesce(f.holds, 0) AS holds,
+       f.hold_hours,
+       f.credit_hold_hours,
+       f.payment_hold_hours,
+       f.stock_hold_hours,
+       f.address_hold_hours,
+       f.fraud_hold_hours,
+       f.manual_hold_hours,
+       coalesce(f.events, 0) AS events,
+       coalesce(f.manual_events, 0) AS manual_events,
+       coalesce(f.events - f.manual_events, 0) AS automated_events,
+       coalesce(f.manual_events, 0) = 0 AS touchless,
+       coalesce(f.rework_steps, 0) AS rework_steps,
+       coalesce(f.rework_steps, 0) > 0 AS rework,
+       coalesce(f.qty_returned, 0) AS returned_qty,
+       f.return_status,
+       coalesce(f.refunded_amount, 0) AS refunded_amount,
+       coalesce(f.return_refunded_amount, 0) AS return_refunded_amount
   -- delivery KPIs: measured for orders with a promise that are not
-  -- cancelled, null while undecided (promise not passed, not delivered)
- CROSS JOIN LATERAL (
-       SELECT CASE WHEN k.status_class = 'cancelled' OR d.deadline IS NULL THEN NULL
-                   WHEN sh.first_delivery_at < d.deadline THEN true
-                   WHEN sh.first_delivery_at >= d.deadline OR now() >= d.deadline THEN false
-              END AS on_time,
-              CASE WHEN k.status_class = 'cancelled' OR d.deadline IS NULL THEN NULL
-                   WHEN l.qty_delivered >= l.qty_due AND sh.last_delivery_at < d.deadline THEN true
-                   WHEN now() >= d.deadline THEN false
-              END AS in_full) m;
+  -- cancelled, null while undecided (promise not passed, not delivered).
+  -- (Computed a level up, not in a LATERAL (SELECT ...) without FROM:
+  -- Citus pushes down no such subquery that calls now() or status_class.)
+  FROM (SELECT y.*,
+               CASE WHEN y.status_class = 'cancelled' OR y.deadline IS NULL THEN NULL
+                    WHEN y.first_delivery_at < y.deadline THEN true
+                    WHEN y.first_delivery_at >= y.deadline OR now() >= y.deadline THEN false
+               END AS on_time,
+               CASE WHEN y.status_class = 'cancelled' OR y.deadline IS NULL THEN NULL
+                    WHEN y.qty_delivered >= y.qty_due AND y.last_delivery_at < y.deadline THEN true
+                    WHEN now() >= y.deadline THEN false
+               END AS in_full
+          FROM (SELECT o.order_id, o.customer_id, o.channel, o.status, o.status_class,
+                       z.warehouse_id, z.tz, o.placed_at, o.promised_ship_latest,
+                       o.promised_delivery_earliest, o.promised_delivery_latest, d.deadline,
+                       o.return_status,
+                       l.qty_ordered, l.qty_cancelled, l.qty_due, l.qty_delivered, l.qty_returned,
+                       ev.events, ev.manual_events, ev.confirmed_at, ev.completed_at, ev.rework_steps,
+                       sh.shipments, sh.failed_shipments, sh.first_dispatch_at,
+                       sh.first_delivery_at, sh.last_delivery_at,
+                       ta.failed_attempts,
+                       h.holds, h.hold_hours, h.credit_hold_hours, h.payment_hold_hours,
+                       h.stock_hold_hours, h.address_hold_hours, h.fraud_hold_hours,
+                       h.manual_hold_hours,
+                       p.refunded_amount, p.return_refunded_amount
+                  FROM (SELECT x.*, @extschema@.status_class('order', x.status) AS status_class
+                          FROM @extschema@.orders x) o
+                  -- (order_zones' rule on the same line totals)
+                  LEFT JOIN @extschema@.order_line_totals l ON l.order_id = o.order_id
+                  LEFT JOIN @extschema@.warehouses w
+                         ON w.warehouse_id = coalesce(o.warehouse_id, l.lines_warehouse_id)
+                 CROSS JOIN LATERAL (SELECT w.warehouse_id, coalesce(w.tz, 'UTC') AS tz) z
+                  -- a promised day ends at the local midnight after it
+                 CROSS JOIN LATERAL (SELECT ((o.promised_delivery_latest + 1)::timestamp AT TIME ZONE z.tz)
+                                            AS deadline) d
+                  -- the log: confirmation (first entering the open class), completion
+                  -- (the completed class), manual events, rework (an order, shipment or
+                  -- return entering a status again along an edge: moves into or out of a
+                  -- held status are waiting, not rework), in one pass (event_facts;
+                  -- grouped by order_id, so Citus runs it on the shards)
+                  LEFT JOIN (SELECT y.order_id, (y.f).events, (y.f).manual_events,
+                                    (y.f).confirmed_at, (y.f).completed_at, (y.f).rework_steps
+                               FROM (SELECT e.order_id,
+                                            @extschema@.event_facts(e.entity, e.entity_id,
+                                                e.from_status, e.to_status, e.occurred_at,
+                                                e.automated, e.actor,
+                                                (SELECT c.system_actors FROM @extschema@.bi_config c))
+                                                AS f
+                                       FROM @extschema@.events e
+                                      GROUP BY e.order_id) y) ev
+                         ON ev.order_id = o.order_id
+                  -- shipments: not cancelled, failed (lost, returned to sender)
+                  LEFT JOIN (SELECT s.order_id,
+                                    count(*) FILTER (WHERE s.class <> 'cancelled') AS shipments,
+                                    count(*) FILTER (WHERE s.class = 'failed') AS failed_shipments,
+                                    min(s.dispatched_at) AS first_dispatch_at,
+                                    min(s.delivered_at) AS first_delivery_at,
+                                    max(s.delivered_at) AS last_delivery_at
+                               FROM (SELECT x.order_id, x.dispatched_at, x.delivered_at,
+                                            @extschema@.status_class('shipment', x.status) AS class
+                                       FROM @extschema@.shipments x) s
+                              GROUP BY s.order_id) sh
+                         ON sh.order_id = o.order_id
+                  -- missed deliveries: carrier checkpoints of the seed status failed_attempt
+                  LEFT JOIN (SELECT t.order_id, count(*) AS failed_attempts
+                               FROM @extschema@.tracking_events t
+                              WHERE t.code = 'failed_attempt'
+                              GROUP BY t.order_id) ta
+                         ON ta.order_id = o.order_id
+                  LEFT JOIN (SELECT x.order_id,
+                                    count(*) AS holds,
+                                    round(sum(x.hours), 2) AS hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'credit'), 2) AS credit_hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'payment'), 2) AS payment_hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'stock'), 2) AS stock_hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'address'), 2) AS address_hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'fraud'), 2) AS fraud_hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'manual'), 2) AS manual_hold_hours
+                               FROM (SELECT y.order_id, y.kind,
+                                            extract(epoch FROM coalesce(y.released_at, now()) - y.placed_at)
+                                            / 3600 AS hours
+                                       FROM @extschema@.order_holds y) x
+                              GROUP BY x.order_id) h
+                         ON h.order_id = o.order_id
+                  -- succeeded refunds, and those linked to a return (refund_return, refund_payment's return_id)
+                  LEFT JOIN (SELECT y.order_id, sum(y.amount) AS refunded_amount,
+                                    coalesce(sum(y.amount) FILTER (WHERE y.return_id IS NOT NULL), 0)
+                                        AS return_refunded_amount
+                               FROM @extschema@.payments y
+                              WHERE y.kind = 'refund' AND y.status = 'succeeded'
+                              GROUP BY y.order_id) p
+                         ON p.order_id = o.order_id) y) f;
 
 ------------------------------------------------------------------------
 -- kpi_daily: KPIs by day of placement (local day in the order's time
@@ -304,6 +322,15 @@ SELECT o.order_id,
 -- their denominator is empty; each denominator is in docs/bi.md.
 ------------------------------------------------------------------------
 CREATE VIEW @extschema@.kpi_daily AS
+-- (the facts as a materialized CTE: on Citus the per-order rows are
+-- computed on the shards and the grouping sets and percentiles across
+-- orders on the coordinator: Citus runs no GROUPING SETS over a
+-- distributed table)
+WITH facts AS MATERIALIZED (
+    SELECT x.placed_day, x.channel, x.events, x.status_class, x.first_delivery_at,
+           x.on_time, x.in_full, x.otif, x.cycle_time_hours, x.touchless,
+           x.credit_hold_hours, x.rework, x.returned_qty
+      FROM @extschema@.order_facts x)
 SELECT f.placed_day AS day,
        CASE WHEN grouping(f.channel) = 1 THEN 'all' ELSE f.channel END AS channel,
        count(*) AS orders,
@@ -326,7 +353,7 @@ SELECT f.placed_day AS day,
        round(avg((f.returned_qty > 0)::int)
                  FILTER (WHERE f.first_delivery_at IS NOT NULL
                            AND f.status_class <> 'cancelled'), 4) AS return_rate
-  FROM @extschema@.order_facts f
+  FROM facts f
  GROUP BY GROUPING SETS ((f.placed_day, f.channel), (f.placed_day), (f.channel), ());
 
 ------------------------------------------------------------------------
@@ -361,13 +388,51 @@ WINDOW w AS (PARTITION BY e.order_id ORDER BY e.occurred_at, e.seq);
 -- outgoing edge, so the ends are the occurrences minus the outgoing pairs.
 -- p90_hours comes from a histogram of 1 % wide logarithmic bins: within
 -- 0.5 % of the exact 90th percentile (exact would sort every step).
+-- The view is the one home of these rules; process_dfg(since, until) runs
+-- the same query on the steps of the cases placed in the period.
+-- (On Citus the histogram per pair of activities is summed on the shards,
+-- the windows and percentiles over it run on the coordinator, bins being
+-- a materialized CTE.)
+CREATE VIEW @extschema@.process_dfg AS
+WITH bins AS MATERIALIZED (
+    SELECT s.prev_activity AS activity, s.activity AS next_activity,
+           floor(ln(1 + date_part('epoch', s.since_prev)) / ln(1.01)) AS bin,
+           count(*) AS n, sum(date_part('epoch', s.since_prev)) AS secs
+      FROM @extschema@.process_steps s
+     GROUP BY 1, 2, 3),
+pairs AS (
+    SELECT b.activity, b.next_activity, sum(b.n)::bigint AS frequency,
+           round((sum(b.secs) / 3600 / sum(b.n))::numeric, 2) AS mean_hours,
+           -- the first bin at or above 90 % of the pair, at its geometric middle
+           round(((exp((min(b.bin) FILTER (WHERE b.cum >= 0.9 * b.total) + 0.5) * ln(1.01)) - 1)
+                  / 3600)::numeric, 2) AS p90_hours
+      FROM (SELECT x.*, sum(x.n) OVER (PARTITION BY x.activity, x.next_activity ORDER BY x.bin)
+                            AS cum,
+                   sum(x.n) OVER (PARTITION BY x.activity, x.next_activity) AS total
+              FROM bins x) b
+     GROUP BY b.activity, b.next_activity)
+SELECT p.activity, p.next_activity, p.frequency, p.mean_hours, p.p90_hours FROM pairs p
+UNION ALL
+SELECT i.activity, NULL, i.n - coalesce(o.n, 0), NULL, NULL
+  FROM (SELECT p.next_activity AS activity, sum(p.frequency)::bigint AS n
+          FROM pairs p GROUP BY 1) i
+  LEFT JOIN (SELECT p.activity, sum(p.frequency)::bigint AS n
+               FROM pairs p WHERE p.activity IS NOT NULL GROUP BY 1) o USING (activity)
+ WHERE i.n > coalesce(o.n, 0);
+
+-- (PL/pgSQL, not SQL: Citus plans no SQL function with parameters that
+-- reads a distributed table, and an inlined one would read the
+-- coordinator's empty shells.  The query of the process_dfg view, on the
+-- steps of the period: keep the two the same.)
 CREATE FUNCTION @extschema@.process_dfg(since timestamptz DEFAULT NULL,
                                         until timestamptz DEFAULT NULL)
 RETURNS TABLE (activity text, next_activity text, frequency bigint, mean_hours numeric,
                p90_hours numeric)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
-    WITH bins AS (
+BEGIN
+    RETURN QUERY
+    WITH bins AS MATERIALIZED (
         SELECT s.prev_activity AS activity, s.activity AS next_activity,
                floor(ln(1 + date_part('epoch', s.since_prev)) / ln(1.01)) AS bin,
                count(*) AS n, sum(date_part('epoch', s.since_prev)) AS secs
@@ -393,12 +458,9 @@ AS $$
               FROM pairs p GROUP BY 1) i
       LEFT JOIN (SELECT p.activity, sum(p.frequency)::bigint AS n
                    FROM pairs p WHERE p.activity IS NOT NULL GROUP BY 1) o USING (activity)
-     WHERE i.n > coalesce(o.n, 0)
+     WHERE i.n > coalesce(o.n, 0);
+END;
 $$;
-
-CREATE VIEW @extschema@.process_dfg AS
-SELECT d.activity, d.next_activity, d.frequency, d.mean_hours, d.p90_hours
-  FROM @extschema@.process_dfg(NULL, NULL) d;
 
 -- Variants: the distinct sequences of process steps, with the cases that
 -- follow each, their share of all cases and their throughput time (first
@@ -407,26 +469,38 @@ SELECT d.activity, d.next_activity, d.frequency, d.mean_hours, d.p90_hours
 -- with its position), so they group by hashing, not by comparing long
 -- texts; the sequence is spelled out once per variant, from its first case.
 CREATE VIEW @extschema@.process_variants AS
-SELECT row_number() OVER (ORDER BY v.cases DESC, x.variant) AS variant_rank,
-       x.variant,
+-- (cases and variants as materialized CTEs: on Citus the steps of each
+-- case are read on the shards, the variants are grouped and ranked on the
+-- coordinator, and the sequence of each variant's first case is read from
+-- its shard, grouped by that case)
+WITH cases AS MATERIALIZED (
+    SELECT s.case_id, count(*) AS steps,
+           bit_xor(hashtextextended(s.activity, s.step)) AS variant_key,
+           date_part('epoch', max(s.ts) - min(s.ts)) / 3600 AS hours
+      FROM @extschema@.process_steps s
+     GROUP BY s.case_id),
+variants AS MATERIALIZED (
+    SELECT c.steps, count(*) AS cases, avg(c.hours) AS mean_hours,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY c.hours) AS p90_hours,
+           min(c.case_id) AS example_case_id
+      FROM cases c
+     GROUP BY c.variant_key, c.steps),
+spelled AS MATERIALIZED (
+    SELECT v.*, x.variant
+      FROM variants v
+     CROSS JOIN LATERAL (SELECT string_agg(p.activity, ' > ' ORDER BY p.step) AS variant
+                           FROM @extschema@.process_steps p
+                          WHERE p.case_id = v.example_case_id
+                          GROUP BY p.case_id) x)
+SELECT row_number() OVER (ORDER BY v.cases DESC, v.variant) AS variant_rank,
+       v.variant,
        v.steps,
        v.cases,
        round(v.cases::numeric / sum(v.cases) OVER (), 4) AS share,
        round(v.mean_hours::numeric, 2) AS mean_throughput_hours,
        round(v.p90_hours::numeric, 2) AS p90_throughput_hours,
        v.example_case_id
-  FROM (SELECT c.steps, count(*) AS cases, avg(c.hours) AS mean_hours,
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY c.hours) AS p90_hours,
-               min(c.case_id) AS example_case_id
-          FROM (SELECT s.case_id, count(*) AS steps,
-                       bit_xor(hashtextextended(s.activity, s.step)) AS variant_key,
-                       date_part('epoch', max(s.ts) - min(s.ts)) / 3600 AS hours
-                  FROM @extschema@.process_steps s
-                 GROUP BY s.case_id) c
-         GROUP BY c.variant_key, c.steps) v
- CROSS JOIN LATERAL (SELECT string_agg(p.activity, ' > ' ORDER BY p.step) AS variant
-                       FROM @extschema@.process_steps p
-                      WHERE p.case_id = v.example_case_id) x;
+  FROM spelled v;
 
 ------------------------------------------------------------------------
 -- open_order_risk: orders of the pending, held, open and shipping classes
@@ -471,7 +545,7 @@ SELECT x.order_id, x.customer_id, x.channel, x.status, x.status_class, x.warehou
                    CASE WHEN y.status_class IN ('pending', 'held', 'open')
                              AND now() - y.in_status_since > y.stuck_after
                         THEN 'stuck in ' || y.status END], NULL) AS reasons
-          FROM (SELECT o.order_id, o.customer_id, o.channel, o.status, k.class AS status_class,
+          FROM (SELECT o.order_id, o.customer_id, o.channel, o.status, o.class AS status_class,
                        w.warehouse_id, o.placed_at, o.promised_ship_latest,
                        o.promised_delivery_latest, c.stuck_after,
                        (now() AT TIME ZONE coalesce(w.tz, 'UTC'))::date AS today,
@@ -479,7 +553,9 @@ SELECT x.order_id, x.customer_id, x.channel, x.status, x.status_class, x.warehou
                        v.current_window_note AS estimate_note,
                        l.qty_unshipped, l.qty_undelivered, l.qty_backordered,
                        hl.open_holds, f.failed_shipment_ids, f.failed_note,
-                       st.since AS in_status_since
+                       -- waiting since: the latest order status event (not shipped yet)
+                       CASE WHEN o.class <> 'shipping' THEN coalesce(st.moved_at, o.placed_at) END
+                           AS in_status_since
                   -- an order is open while it has units to deliver
                   FROM (SELECT x.order_id, min(x.warehouse_id) AS warehouse_id,
                                sum(x.qty - x.qty_cancelled - x.qty_shipped)::int AS qty_unshipped,
@@ -493,11 +569,13 @@ SELECT x.order_id, x.customer_id, x.channel, x.status, x.status_class, x.warehou
                   LEFT JOIN (SELECT x.order_id, array_agg(DISTINCT x.kind ORDER BY x.kind) AS open_holds
                                FROM @extschema@.order_holds x WHERE x.released_at IS NULL
                               GROUP BY x.order_id) hl ON hl.order_id = l.order_id
-                 -- (OFFSET 0: look each order up by its key, the planner cannot
-                 -- tell how few orders are open)
-                 CROSS JOIN LATERAL (SELECT z.* FROM @extschema@.orders z
-                                      WHERE z.order_id = l.order_id OFFSET 0) o
-                 CROSS JOIN LATERAL (SELECT @extschema@.status_class('order', o.status) AS class) k
+                 -- (grouped by its key: look each order up by its key, the planner
+                 -- cannot tell how few orders are open, and Citus pushes down a
+                 -- grouped lateral subquery on order_id, not one with OFFSET)
+                 CROSS JOIN LATERAL (SELECT z.*, @extschema@.status_class('order', z.status) AS class
+                                       FROM @extschema@.orders z
+                                      WHERE z.order_id = l.order_id
+                                      GROUP BY z.order_id) o
                  CROSS JOIN @extschema@.bi_config c
                   LEFT JOIN @extschema@.warehouses w
                     ON w.warehouse_id = coalesce(o.warehouse_id, l.warehouse_id)
@@ -513,15 +591,16 @@ SELECT x.order_id, x.customer_id, x.channel, x.status, x.status_class, x.warehou
                                          ORDER BY x.shipment_id) AS failed_note
                          FROM @extschema@.shipments x
                         WHERE x.order_id = o.order_id
-                          AND @extschema@.status_class('shipment', x.status) = 'failed') f ON true
-                  -- waiting since: the latest order status event (not shipped yet)
+                          AND @extschema@.status_class('shipment', x.status) = 'failed'
+                        GROUP BY x.order_id) f ON true
+                  -- the latest order status event (read only for orders not shipped yet)
                   LEFT JOIN LATERAL (
-                       SELECT CASE WHEN k.class <> 'shipping'
-                                   THEN coalesce(max(x.occurred_at), o.placed_at) END AS since
+                       SELECT max(x.occurred_at) AS moved_at
                          FROM @extschema@.events x
-                        WHERE k.class <> 'shipping' AND x.order_id = o.order_id
-                          AND x.entity = 'order' AND x.to_status IS NOT NULL) st ON true
-                 WHERE k.class IN ('pending', 'held', 'open', 'shipping')) y) x
+                        WHERE o.class <> 'shipping' AND x.order_id = o.order_id
+                          AND x.entity = 'order' AND x.to_status IS NOT NULL
+                        GROUP BY x.order_id) st ON true
+                 WHERE o.class IN ('pending', 'held', 'open', 'shipping')) y) x
  WHERE cardinality(x.reasons) > 0;
 
 ------------------------------------------------------------------------

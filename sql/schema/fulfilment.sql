@@ -860,16 +860,21 @@ SELECT o.order_id, o.external_ref, o.customer_id, o.channel, o.status, o.payment
           LEFT JOIN @extschema@.tracking_events t
                  ON t.order_id = x.order_id AND t.tracking_event_id = x.last_checkpoint_id
          WHERE x.order_id = o.order_id) s ON true
+  -- the order's estimate, only for an order of an open class whose units
+  -- are not all shipped or in a shipment being prepared (the conditions on
+  -- o alone gate the reads, the order lines grouped by order_id and no
+  -- function as a table in a subquery: Citus pushes this down)
   LEFT JOIN LATERAL (
-        SELECT sum(l.qty - l.qty_cancelled - l.qty_shipped)::int AS unshipped
-          FROM @extschema@.order_lines l WHERE l.order_id = o.order_id) u ON true
+        SELECT sum(a.qty) AS qty FROM @extschema@.allocated_units a
+         WHERE a.order_id = o.order_id
+           AND @extschema@.status_class('order', o.status) IN ('pending', 'held', 'open', 'shipping')) a
+         ON true
   LEFT JOIN LATERAL (
-        -- OFFSET 0 keeps the condition a gate: the estimate runs only when needed
-        SELECT d.delivery_earliest, d.delivery_latest, d.known, d.note
-          FROM @extschema@.estimate_order_window(o,
-               ARRAY(SELECT l FROM @extschema@.order_lines l
-                      WHERE l.order_id = o.order_id ORDER BY l.line_no)) d
-         WHERE @extschema@.status_class('order', o.status) IN ('pending', 'held', 'open', 'shipping')
-           AND u.unshipped > coalesce((SELECT sum(a.qty) FROM @extschema@.allocated_units a
-                                        WHERE a.order_id = o.order_id), 0)
-        OFFSET 0) e ON true;
+        SELECT (z.w).delivery_earliest, (z.w).delivery_latest, (z.w).known, (z.w).note
+          FROM (SELECT @extschema@.estimate_order_window(ROW(o.*)::@extschema@.orders,
+                           array_agg(ROW(l.*)::@extschema@.order_lines ORDER BY l.line_no)) AS w
+                  FROM @extschema@.order_lines l
+                 WHERE l.order_id = o.order_id
+                   AND @extschema@.status_class('order', o.status) IN ('pending', 'held', 'open', 'shipping')
+                 GROUP BY l.order_id
+                HAVING sum(l.qty - l.qty_cancelled - l.qty_shipped) > coalesce(a.qty, 0)) z) e ON true;
