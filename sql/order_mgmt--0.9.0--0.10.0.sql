@@ -234,7 +234,60 @@ SELECT f.order_id,
                   -- the log: confirmation (first entering the open class), completion
                   -- (the completed class), manual events, rework (an order, shipment or
                   -- return entering a status again along an edge: moves into or out of a
-                  -- held status are waiting, not rework), in one pass (event_facts;
+                  -- held status are waiting, not rework), in one pass (event_facts,
+                  -- grouped by order_id, so Citus runs it on the shards)
+                  LEFT JOIN (SELECT y.order_id, (y.f).events, (y.f).manual_events,
+                                    (y.f).confirmed_at, (y.f).completed_at, (y.f).rework_steps
+                               FROM (SELECT e.order_id,
+                                            @extschema@.event_facts(e.entity, e.entity_id,
+                                                e.from_status, e.to_status, e.occurred_at,
+                                                e.automated, e.actor,
+                                                (SELECT c.system_actors FROM @extschema@.bi_config c))
+                                                AS f
+                                       FROM @extschema@.events e
+                                      GROUP BY e.order_id) y) ev
+                         ON ev.order_id = o.order_id
+                  -- shipments: not cancelled, failed (lost, returned to sender)
+                  LEFT JOIN (SELECT s.order_id,
+                                    count(*) FILTER (WHERE s.class <> 'cancelled') AS shipments,
+                                    count(*) FILTER (WHERE s.class = 'failed') AS failed_shipments,
+                                    min(s.dispatched_at) AS first_dispatch_at,
+                                    min(s.delivered_at) AS first_delivery_at,
+                                    max(s.delivered_at) AS last_delivery_at
+                               FROM (SELECT x.order_id, x.dispatched_at, x.delivered_at,
+                                            @extschema@.status_class('shipment', x.status) AS class
+                                       FROM @extschema@.shipments x) s
+                              GROUP BY s.order_id) sh
+                         ON sh.order_id = o.order_id
+                  -- missed deliveries: carrier checkpoints of the seed status failed_attempt
+                  LEFT JOIN (SELECT t.order_id, count(*) AS failed_attempts
+                               FROM @extschema@.tracking_events t
+                              WHERE t.code = 'failed_attempt'
+                              GROUP BY t.order_id) ta
+                         ON ta.order_id = o.order_id
+                  LEFT JOIN (SELECT x.order_id,
+                                    count(*) AS holds,
+                                    round(sum(x.hours), 2) AS hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'credit'), 2) AS credit_hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'payment'), 2) AS payment_hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'stock'), 2) AS stock_hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'address'), 2) AS address_hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'fraud'), 2) AS fraud_hold_hours,
+                                    round(sum(x.hours) FILTER (WHERE x.kind = 'manual'), 2) AS manual_hold_hours
+                               FROM (SELECT y.order_id, y.kind,
+                                            extract(epoch FROM coalesce(y.released_at, now()) - y.placed_at)
+                                            / 3600 AS hours
+                                       FROM @extschema@.order_holds y) x
+                              GROUP BY x.order_id) h
+                         ON h.order_id = o.order_id
+                  -- succeeded refunds, and those linked to a return (refund_return, refund_payment's return_id)
+                  LEFT JOIN (SELECT y.order_id, sum(y.amount) AS refunded_amount,
+                                    coalesce(sum(y.amount) FILTER (WHERE y.return_id IS NOT NULL), 0)
+                                        AS return_refunded_amount
+                               FROM @extschema@.payments y
+                              WHERE y.kind = 'refund' AND y.status = 'succeeded'
+                              GROUP BY y.order_id) p
+                         ON p.order_id = o.order_id) y) f;
 
 CREATE OR REPLACE VIEW @extschema@.kpi_daily AS
 -- (the facts as a materialized CTE: on Citus the per-order rows are

@@ -63,8 +63,15 @@ def created(kind, name):
 
 
 def view(name):
+    """The view's statement: to the first ';' outside a -- comment."""
     start = one(r"CREATE VIEW @extschema@\.%s AS" % name, "view " + name)
-    return SRC[start:SRC.find(";", start) + 1]
+    pos = start
+    for line in SRC[start:].split("\n"):
+        code = line.split("--", 1)[0]
+        if ";" in code:
+            return SRC[start:pos + code.index(";") + 1]
+        pos += len(line) + 1
+    sys.exit("upgrade-script: view %s has no end" % name)
 
 
 def seed(table):

@@ -260,7 +260,7 @@ SELECT f.order_id,
                   -- the log: confirmation (first entering the open class), completion
                   -- (the completed class), manual events, rework (an order, shipment or
                   -- return entering a status again along an edge: moves into or out of a
-                  -- held status are waiting, not rework), in one pass (event_facts;
+                  -- held status are waiting, not rework), in one pass (event_facts,
                   -- grouped by order_id, so Citus runs it on the shards)
                   LEFT JOIN (SELECT y.order_id, (y.f).events, (y.f).manual_events,
                                     (y.f).confirmed_at, (y.f).completed_at, (y.f).rework_steps
