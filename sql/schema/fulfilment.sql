@@ -818,33 +818,87 @@ $$;
 
 ------------------------------------------------------------------------
 -- Where is my order: one row per order, for service agents and customer
--- pages.  current_delivery_*: the latest of the estimated windows of the
--- shipments that are not cancelled and, while units are neither shipped
--- nor in a shipment, of the order's own estimate (estimate_order_window,
--- only computed for those orders); null when unknown (current_window_note
--- says why) or for a cancelled order.  shipments: one JSON object per
--- shipment, with its latest checkpoint (the one its status follows).
+-- pages (order_overview), with the current delivery window, which
+-- open_order_risk also compares with the promise.  The window's rules, each
+-- in one function that both views call (SQL expressions, inlined):
+-- - shipment_window_counts: the windows of the shipments that are not
+--   cancelled count;
+-- - own_estimate_due: the order's own estimate (estimate_order_window, C)
+--   counts while the order is in flight (order_in_flight) and has units
+--   neither shipped nor in a shipment being prepared (allocated_units);
+-- - current_window_bound: a bound of the window is the later of the two,
+--   null (unknown; current_window_note says why) when the own estimate
+--   counts and is unknown.
 ------------------------------------------------------------------------
+-- Is an order of a class still on its way to the customer.
+CREATE FUNCTION @extschema@.order_in_flight(status text)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT @extschema@.status_class('order', status) IN ('pending', 'held', 'open', 'shipping')
+$$;
+
+-- Does a shipment's window count towards its order's current window.
+CREATE FUNCTION @extschema@.shipment_window_counts(status text)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT @extschema@.status_class('shipment', status) <> 'cancelled'
+$$;
+
+-- Does the order's own estimate count: in flight, with units neither
+-- shipped (qty_unshipped: ordered - cancelled - shipped) nor in a shipment
+-- being prepared (qty_allocated, null for none).
+CREATE FUNCTION @extschema@.own_estimate_due(status text, qty_unshipped bigint,
+                                             qty_allocated bigint)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT @extschema@.order_in_flight(status) AND qty_unshipped > coalesce(qty_allocated, 0)
+$$;
+
+-- A bound of the current window from the shipments' bound and the order's
+-- own estimate (own_known null: the own estimate does not count).
+CREATE FUNCTION @extschema@.current_window_bound(shipments_bound date, own_bound date,
+                                                 own_known boolean)
+RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN NOT coalesce(own_known, true) THEN NULL
+                ELSE greatest(shipments_bound, own_bound) END
+$$;
+
+-- shipments: one JSON object per shipment, with its latest checkpoint (the
+-- one its status follows).  failed_shipment_ids: the parcels that will not
+-- arrive (class failed).  Each order's rows are read by its key, in
+-- subqueries grouped by order_id (Citus pushes them down); the units in
+-- shipments being prepared only when there is such a shipment, the lines
+-- only for an order in flight.
 CREATE VIEW @extschema@.order_overview AS
 SELECT o.order_id, o.external_ref, o.customer_id, o.channel, o.status, o.payment_status,
        o.return_status, o.placed_at,
        o.promised_delivery_earliest, o.promised_delivery_latest,
-       CASE WHEN NOT coalesce(e.known, true) THEN NULL
-            ELSE greatest(s.estimated_earliest, e.delivery_earliest) END AS current_delivery_earliest,
-       CASE WHEN NOT coalesce(e.known, true) THEN NULL
-            ELSE greatest(s.estimated_latest, e.delivery_latest) END AS current_delivery_latest,
+       @extschema@.current_window_bound(s.estimated_earliest, e.delivery_earliest, e.known)
+           AS current_delivery_earliest,
+       @extschema@.current_window_bound(s.estimated_latest, e.delivery_latest, e.known)
+           AS current_delivery_latest,
        e.note AS current_window_note,
        s.delivered_at,
-       coalesce(s.shipments, '[]'::jsonb) AS shipments
+       coalesce(s.shipments, '[]'::jsonb) AS shipments,
+       s.failed_shipment_ids
   FROM @extschema@.orders o
   LEFT JOIN LATERAL (
         SELECT max(x.estimated_delivery_earliest)
-                   FILTER (WHERE @extschema@.status_class('shipment', x.status) <> 'cancelled')
-                   AS estimated_earliest,
+                   FILTER (WHERE @extschema@.shipment_window_counts(x.status)) AS estimated_earliest,
                max(x.estimated_delivery_latest)
-                   FILTER (WHERE @extschema@.status_class('shipment', x.status) <> 'cancelled')
-                   AS estimated_latest,
+                   FILTER (WHERE @extschema@.shipment_window_counts(x.status)) AS estimated_latest,
                max(x.delivered_at) AS delivered_at,
+               array_agg(x.shipment_id ORDER BY x.shipment_id)
+                   FILTER (WHERE @extschema@.status_class('shipment', x.status) = 'failed')
+                   AS failed_shipment_ids,
+               CASE WHEN bool_or(@extschema@.status_class('shipment', x.status) = 'preparing') THEN
+                    (SELECT sum(a.qty) FROM @extschema@.allocated_units a
+                      WHERE a.order_id = x.order_id GROUP BY a.order_id) END AS qty_allocated,
                jsonb_agg(jsonb_build_object(
                    'shipment_id', x.shipment_id, 'warehouse_id', x.warehouse_id,
                    'status', x.status, 'carrier', x.carrier, 'service_id', x.service_id,
@@ -859,22 +913,16 @@ SELECT o.order_id, o.external_ref, o.customer_id, o.channel, o.status, o.payment
           FROM @extschema@.shipments x
           LEFT JOIN @extschema@.tracking_events t
                  ON t.order_id = x.order_id AND t.tracking_event_id = x.last_checkpoint_id
-         WHERE x.order_id = o.order_id) s ON true
-  -- the order's estimate, only for an order of an open class whose units
-  -- are not all shipped or in a shipment being prepared (the conditions on
-  -- o alone gate the reads, the order lines grouped by order_id and no
-  -- function as a table in a subquery: Citus pushes this down)
-  LEFT JOIN LATERAL (
-        SELECT sum(a.qty) AS qty FROM @extschema@.allocated_units a
-         WHERE a.order_id = o.order_id
-           AND @extschema@.status_class('order', o.status) IN ('pending', 'held', 'open', 'shipping')) a
-         ON true
+         WHERE x.order_id = o.order_id
+         GROUP BY x.order_id) s ON true
+  -- (no function as a table in a subquery: Citus)
   LEFT JOIN LATERAL (
         SELECT (z.w).delivery_earliest, (z.w).delivery_latest, (z.w).known, (z.w).note
           FROM (SELECT @extschema@.estimate_order_window(ROW(o.*)::@extschema@.orders,
                            array_agg(ROW(l.*)::@extschema@.order_lines ORDER BY l.line_no)) AS w
                   FROM @extschema@.order_lines l
-                 WHERE l.order_id = o.order_id
-                   AND @extschema@.status_class('order', o.status) IN ('pending', 'held', 'open', 'shipping')
+                 WHERE l.order_id = o.order_id AND @extschema@.order_in_flight(o.status)
                  GROUP BY l.order_id
-                HAVING sum(l.qty - l.qty_cancelled - l.qty_shipped) > coalesce(a.qty, 0)) z) e ON true;
+                HAVING @extschema@.own_estimate_due(o.status,
+                           sum(l.qty - l.qty_cancelled - l.qty_shipped), s.qty_allocated)) z) e
+         ON true;

@@ -114,6 +114,15 @@ TO order_mgmt_operator;
 GRANT EXECUTE ON FUNCTION
     @extschema@.estimate_order_window(@extschema@.orders, @extschema@.order_lines[])
     TO order_mgmt_reader, order_mgmt_operator;
+-- (0.11.0) the rules of the current window, which order_overview and
+-- open_order_risk call (inlined: the planner inlines them only for a role
+-- that may execute them)
+GRANT EXECUTE ON FUNCTION
+    @extschema@.order_in_flight(text),
+    @extschema@.shipment_window_counts(text),
+    @extschema@.own_estimate_due(text, bigint, bigint),
+    @extschema@.current_window_bound(date, date, boolean)
+    TO order_mgmt_reader, order_mgmt_operator;
 -- Trigger conditions and trigger functions run as the role that writes the
 -- row; these two only read the class of a status and the claimed actor.
 GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.current_actor()

@@ -50,6 +50,9 @@ for v in $older; do
     q -d "$db" -f $FIX/schema.sql >"$TMP/upgraded.schema" \
         && diff "$TMP/fresh.schema" "$TMP/upgraded.schema"
     tap $? "from $v: the upgraded schema equals a fresh install ($(grep -c . "$TMP/fresh.schema") facts)"
+    [ "$(q -d "$db" -c "SELECT count(*) > 0 FROM pg_stats_ext_exprs
+                          WHERE statistics_name = 'order_lines_open_stat'")" = t ]
+    tap $? "from $v: the update analyzed the open lines (order_lines_open_stat has statistics)"
     q -d "$db" -c "SELECT order_mgmt.place_order('W-C1', '[{\"sku\": \"W-A\", \"qty\": 1}]', '{\"country\": \"DE\"}')" >/dev/null
     tap $? "from $v: the upgraded install takes new orders"
 done

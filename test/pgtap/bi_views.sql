@@ -3,7 +3,7 @@
 -- comments give the arithmetic).  Times are UTC; Berlin is UTC+2 until
 -- 2025-10-26 01:00 UTC, UTC+1 after.
 BEGIN;
-SELECT plan(88);
+SELECT plan(92);
 \ir ../fixtures/bi_fixture.sql
 SET LOCAL search_path = order_mgmt, public;
 -- (compiling these wide expressions takes longer than running them on a
@@ -279,6 +279,11 @@ SELECT results_eq(
     'open_order_risk: the six open orders at risk, with every reason, none closed');
 SELECT is((SELECT failed_shipment_ids FROM open_order_risk WHERE order_id = 9013), '{9109}'::bigint[],
           '9013: the lost shipment');
+SELECT is((SELECT string_agg(order_id::text || ':' || coalesce(failed_shipment_ids::text, '-'),
+                            ' ' ORDER BY order_id)
+             FROM order_overview WHERE order_id IN (9001, 9013)),
+          '9001:- 9013:{9109}',
+          'order_overview: the parcels that will not arrive (9013 lost 9109; none for 9001)');
 SELECT results_eq(
     $$SELECT r.order_id, r.estimated_delivery_latest FROM order_mgmt.open_order_risk r
        WHERE r.estimated_delivery_latest IS NOT NULL ORDER BY 1$$,
@@ -375,6 +380,40 @@ RESET parallel_leader_participation;
 RESET enable_indexscan;
 RESET enable_indexonlyscan;
 RESET enable_bitmapscan;
+
+------------------------------------------------------------------------
+-- How many lines are open, as the planner sees it: 3,000 delivered lines
+-- and 30 open ones more.  For the comparison of two columns alone it
+-- guesses a third; open_order_risk adds the same test spelled IS TRUE,
+-- estimated from order_lines_open_stat (a third of the open lines: it errs
+-- on the small side).  Without the statistics object it guesses a ninth of
+-- all lines, nine times the open ones.
+------------------------------------------------------------------------
+INSERT INTO order_lines (order_id, line_no, sku, qty, unit_price, qty_shipped, qty_delivered)
+SELECT 9001, 100 + i, 'BI-A', 1, 1, 1, 1 FROM generate_series(1, 3000) i;
+INSERT INTO order_lines (order_id, line_no, sku, qty, unit_price)
+SELECT 9007, 100 + i, 'BI-A', 1, 1 FROM generate_series(1, 30) i;
+ANALYZE order_lines;
+CREATE FUNCTION pg_temp.open_lines_estimate() RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE
+    p jsonb;
+BEGIN
+    EXECUTE 'EXPLAIN (FORMAT JSON) SELECT * FROM order_mgmt.open_order_risk' INTO p;
+    RETURN jsonb_path_query_first(p,
+        'strict $.**?(@."Relation Name" == "order_lines" && @."Index Name" == "order_lines_open_idx")."Plan Rows"');
+END;
+$$;
+SELECT cmp_ok(pg_temp.open_lines_estimate(), '<=',
+              (SELECT count(*)::numeric FROM order_lines WHERE qty_delivered + qty_cancelled < qty),
+              'open_order_risk: the planner does not take more lines for open than there are');
+SELECT cmp_ok(pg_temp.open_lines_estimate() * 10, '>=',
+              (SELECT count(*)::numeric FROM order_lines WHERE qty_delivered + qty_cancelled < qty),
+              '... nor fewer than a tenth of them');
+DROP STATISTICS order_lines_open_stat;
+ANALYZE order_lines;
+SELECT cmp_ok(pg_temp.open_lines_estimate(), '>',
+              5 * (SELECT count(*)::numeric FROM order_lines WHERE qty_delivered + qty_cancelled < qty),
+              'without order_lines_open_stat it takes more than five times as many');
 
 ------------------------------------------------------------------------
 -- Readers (what they may read and run: test/pgtap/security.sql)
