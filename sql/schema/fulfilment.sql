@@ -265,9 +265,8 @@ $$;
 CREATE TRIGGER order_mgmt_shipment_dates
     BEFORE UPDATE OF status ON @extschema@.shipments
     FOR EACH ROW
-    WHEN (@extschema@.status_class('shipment', OLD.status)
-              IS DISTINCT FROM @extschema@.status_class('shipment', NEW.status)
-          AND @extschema@.status_class('shipment', NEW.status) IN ('in_transit', 'delivered', 'failed'))
+    WHEN (@extschema@.class_entered('shipment', OLD.status, NEW.status,
+                                    '{in_transit,delivered,failed}'))
     EXECUTE FUNCTION @extschema@.shipments_dates();
 
 /*
@@ -335,9 +334,8 @@ $$;
 CREATE TRIGGER order_mgmt_shipment_moved
     AFTER UPDATE OF status ON @extschema@.shipments
     FOR EACH ROW
-    WHEN (@extschema@.status_class('shipment', OLD.status)
-              IS DISTINCT FROM @extschema@.status_class('shipment', NEW.status)
-          AND @extschema@.status_class('shipment', NEW.status) IN ('in_transit', 'delivered', 'failed'))
+    WHEN (@extschema@.class_entered('shipment', OLD.status, NEW.status,
+                                    '{in_transit,delivered,failed}'))
     EXECUTE FUNCTION @extschema@.shipments_moved();
 
 ------------------------------------------------------------------------

@@ -119,6 +119,19 @@ CREATE TRIGGER order_mgmt_statuses_changed
 CREATE FUNCTION @extschema@.status_class(entity text, status text) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'status_class';
 
+-- Trigger conditions on a status move (src/lifecycle.c; the same tests as
+-- status_class calls, at the cost of one call: PostgreSQL plans a
+-- trigger's WHEN expression again for every statement).  Is the class of
+-- status one of classes; does a move enter one of classes from another
+-- class (or from a status without one).
+CREATE FUNCTION @extschema@.status_in_class(entity text, status text, classes text[])
+RETURNS boolean
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'status_in_class';
+CREATE FUNCTION @extschema@.class_entered(entity text, old_status text, new_status text,
+                                          classes text[])
+RETURNS boolean
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'class_entered';
+
 -- The statuses of a class (from the same cache), for UPDATEs that test a
 -- column: Citus plans no UPDATE whose WHERE calls status_class on one.
 CREATE FUNCTION @extschema@.statuses_of_class(entity text, class text) RETURNS text[]

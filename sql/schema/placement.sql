@@ -283,8 +283,8 @@ CREATE TRIGGER order_mgmt_hold_sync
     BEFORE UPDATE OF status ON @extschema@.orders
     FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status
-          AND (@extschema@.status_class('order', OLD.status) = 'held'
-               OR @extschema@.status_class('order', NEW.status) = 'held'))
+          AND (@extschema@.status_in_class('order', OLD.status, '{held}')
+               OR @extschema@.status_in_class('order', NEW.status, '{held}')))
     EXECUTE FUNCTION @extschema@.orders_hold_sync();
 
 -- Open a hold row and put the order on_hold (if it is not held already).
@@ -564,7 +564,7 @@ CREATE TRIGGER order_mgmt_closed
     AFTER UPDATE OF status ON @extschema@.orders
     FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status
-          AND @extschema@.status_class('order', NEW.status) IN ('completed', 'cancelled'))
+          AND @extschema@.status_in_class('order', NEW.status, '{completed,cancelled}'))
     EXECUTE FUNCTION @extschema@.orders_closed();
 
 CREATE FUNCTION @extschema@.cancel_order(order_id bigint, reason text)

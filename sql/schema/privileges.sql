@@ -127,6 +127,10 @@ GRANT EXECUTE ON FUNCTION
 -- row; these two only read the class of a status and the claimed actor.
 GRANT EXECUTE ON FUNCTION @extschema@.status_class(text, text), @extschema@.current_actor()
     TO PUBLIC;
+-- (0.11.0) the trigger conditions on status moves, which only read classes
+GRANT EXECUTE ON FUNCTION @extschema@.status_in_class(text, text, text[]),
+                          @extschema@.class_entered(text, text, text, text[])
+    TO PUBLIC;
 GRANT SELECT ON @extschema@.orders_at_risk TO order_mgmt_reader;
 -- where is my order (0.5.0); it calls estimate_order_window and status_class
 GRANT SELECT ON @extschema@.order_overview TO order_mgmt_reader;

@@ -62,6 +62,8 @@ SELECT set_eq(
        WHERE p.pronamespace = 'order_mgmt'::regnamespace
          AND has_function_privilege('order_mgmt_reader', p.oid, 'EXECUTE')$$,
     ARRAY['order_mgmt.status_class(text,text)', 'order_mgmt.current_actor()',
+          'order_mgmt.status_in_class(text,text,text[])',
+          'order_mgmt.class_entered(text,text,text,text[])',
           'order_mgmt.estimate_order_window(order_mgmt.orders,order_mgmt.order_lines[])',
           'order_mgmt.is_manual_event(boolean,text,text[])',
           'order_mgmt.order_in_flight(text)', 'order_mgmt.shipment_window_counts(text)',

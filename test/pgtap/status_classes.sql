@@ -1,7 +1,7 @@
 -- Status classes as data (issue 8): a status added to the graph with its
 -- class is treated by its class everywhere, without any code change.
 BEGIN;
-SELECT plan(16);
+SELECT plan(21);
 SET LOCAL search_path = order_mgmt, public;
 
 INSERT INTO customers (customer_id, name, payment_terms, credit_limit) VALUES
@@ -73,6 +73,38 @@ SELECT is((SELECT exposure FROM credit_accounts WHERE customer_id = 'SC'),
           'credit_accounts equals the sum recomputed from the orders');
 SELECT is((SELECT exposure FROM credit_accounts WHERE customer_id = 'SC'), 70.00,
           'A (60) and C (10) count; the cancelled B does not');
+
+-- the trigger conditions on status moves (0.11.0): one call each instead
+-- of the status_class expressions they replaced, with the same answers
+SELECT is(ARRAY[status_in_class('order', 'on_review', '{held}'),
+                status_in_class('order', 'confirmed', '{held,cancelled}'),
+                status_in_class('order', 'no_such_status', '{held}'),
+                status_in_class('order', 'cancelled', '{NULL,cancelled}')],
+          ARRAY[true, false, false, true], 'status_in_class: the class of a status, from the graph');
+SELECT is(status_in_class('order', NULL, '{held}'), NULL, 'status_in_class is strict');
+SELECT is(ARRAY[class_entered('shipment', 'labelled', 'dispatched', '{in_transit,delivered,failed}'),
+                class_entered('shipment', 'dispatched', 'delayed', '{in_transit,delivered,failed}'),
+                class_entered('shipment', 'picking', 'packed', '{in_transit,delivered,failed}'),
+                class_entered('shipment', 'no_such_status', 'lost', '{in_transit,delivered,failed}'),
+                class_entered('shipment', 'in_transit', 'delivered', '{}')],
+          ARRAY[true, false, false, true, false],
+          'class_entered: a move into one of the classes from another class');
+SELECT is((SELECT count(*) FROM statuses a JOIN statuses b USING (entity)
+            WHERE entity = 'shipment'
+              AND class_entered('shipment', a.status, b.status, '{in_transit,delivered,failed}')
+                  IS DISTINCT FROM
+                  (status_class('shipment', a.status) IS DISTINCT FROM status_class('shipment', b.status)
+                   AND status_class('shipment', b.status) IN ('in_transit', 'delivered', 'failed'))),
+          0::bigint, 'the shipment triggers'' condition answers as before for every pair of statuses');
+SELECT is((SELECT count(*) FROM statuses a JOIN statuses b USING (entity)
+            WHERE entity = 'order'
+              AND ((status_in_class('order', a.status, '{held}')
+                    OR status_in_class('order', b.status, '{held}'))
+                   IS DISTINCT FROM
+                   (status_class('order', a.status) = 'held' OR status_class('order', b.status) = 'held')
+                   OR status_in_class('order', b.status, '{completed,cancelled}')
+                      IS DISTINCT FROM (status_class('order', b.status) IN ('completed', 'cancelled')))),
+          0::bigint, 'so do the order triggers'' conditions (holds, closing), with the added statuses');
 
 SELECT * FROM finish();
 ROLLBACK;
