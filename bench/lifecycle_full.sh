@@ -266,8 +266,8 @@ REPORT="$OUT/lifecycle_full-$(date -u +%Y%m%dT%H%M%SZ).txt"
 echo "# whole lifecycle, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# PostgreSQL $(psql -qXAt -d $DB -c 'SHOW server_version'), order_mgmt $(psql -qXAt -d $DB -c "SELECT extversion FROM pg_extension WHERE extname = 'order_mgmt'"), notify_mode=$NOTIFY, ${RUNS}x${SECS}s per cell"
 echo "# rows per order: order_mgmt $(psql -qXAt -d $DB -c "SELECT (SELECT count(*) FROM order_mgmt.events) / count(*) FROM order_mgmt.orders") events, bare $(psql -qXAt -d $DB -c "SELECT (SELECT count(*) FROM bare_events) / count(*) FROM bare_orders") events"
-printf "%-8s %7s %20s %20s %20s %9s %8s %20s %8s %20s %8s\n" sync_commit clients "order_mgmt tps" "bare SQL tps" \
-    "bare fn tps" "vs SQL" "vs fn" "om in 1 call tps" "1call/fn" "floor fn tps" "floor/fn"
+printf "%-8s %7s %20s %20s %20s %9s %8s %20s %8s %20s %8s %9s\n" sync_commit clients "order_mgmt tps" "bare SQL tps" \
+    "bare fn tps" "vs SQL" "vs fn" "om in 1 call tps" "1call/fn" "floor fn tps" "floor/fn" "floor/SQL"
 for sync in ${SYNCS:-off on}; do
     for c in $CLIENTS; do
         : >"$TMP/om"; : >"$TMP/bare"; : >"$TMP/barefn"; : >"$TMP/omfn"; : >"$TMP/floorfn"
@@ -280,10 +280,11 @@ for sync in ${SYNCS:-off on}; do
         done
         om=$(median <"$TMP/om"); bare=$(median <"$TMP/bare"); fn=$(median <"$TMP/barefn")
         omfn=$(median <"$TMP/omfn"); floorfn=$(median <"$TMP/floorfn")
-        printf "%-11s %4s %7s (%11s) %7s (%11s) %7s (%11s) %8s %8s %7s (%11s) %8s %7s (%11s) %8s\n" "$sync" "$c" \
+        printf "%-11s %4s %7s (%11s) %7s (%11s) %7s (%11s) %8s %8s %7s (%11s) %8s %7s (%11s) %8s %9s\n" "$sync" "$c" \
             "$om" "$(spread <"$TMP/om")" "$bare" "$(spread <"$TMP/bare")" "$fn" "$(spread <"$TMP/barefn")" \
             "$(ratio "$om" "$bare")" "$(ratio "$om" "$fn")" "$omfn" "$(spread <"$TMP/omfn")" \
-            "$(ratio "$omfn" "$fn")" "$floorfn" "$(spread <"$TMP/floorfn")" "$(ratio "$floorfn" "$fn")"
+            "$(ratio "$omfn" "$fn")" "$floorfn" "$(spread <"$TMP/floorfn")" "$(ratio "$floorfn" "$fn")" \
+            "$(ratio "$floorfn" "$bare")"
     done
 done
 # where the time goes: per-call latency of one client, synchronous_commit off

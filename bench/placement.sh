@@ -82,31 +82,9 @@ SELECT order_mgmt.place_order('C' || :c, ('[{"sku": "S' || :s1 || '", "qty": 1},
 SELECT order_mgmt.confirm_order(:id);
 COMMIT;
 SQL
-# same writes: order + 2 lines + placed event; 2 stock updates + 2 movements,
-# 2 reserved events + 1 credit event, status update + confirmed event
-cat >"$TMP/bare.sql" <<'SQL'
-\set c random(1, 10000)
-\set s1 random(1, 1000)
-\set s2 random(1, 1000)
-BEGIN;
-INSERT INTO bare_orders (customer_id, channel, status, payment_status, currency, total, ship_to, ship_to_country, allow_backorder)
-VALUES ('C' || :c, 'web', 'placed', 'unpaid', 'EUR', 3, '{"country": "DE", "postal_code": "10115"}', 'DE', false) RETURNING order_id AS id \gset
-INSERT INTO bare_lines (order_id, line_no, sku, qty, unit_price) VALUES (:id, 1, 'S' || :s1, 1, 1), (:id, 2, 'S' || :s2, 2, 1);
-INSERT INTO bare_events (order_id, entity, entity_id, event_type, to_status, actor) VALUES (:id, 'order', :id, 'order.placed', 'placed', current_user);
-INSERT INTO bare_events (order_id, entity, entity_id, event_type, actor, payload) VALUES (:id, 'order', :id, 'order.credit_checked', current_user, '{"passed": true}');
-UPDATE bare_stock SET reserved = reserved + 1 WHERE warehouse_id = 'W' AND sku = 'S' || :s1;
-INSERT INTO bare_movements (warehouse_id, sku, kind, reserved_delta, order_id, line_no, actor) VALUES ('W', 'S' || :s1, 'reserve', 1, :id, 1, current_user);
-UPDATE bare_lines SET qty_reserved = 1, warehouse_id = 'W' WHERE order_id = :id AND line_no = 1;
-INSERT INTO bare_events (order_id, entity, entity_id, event_type, actor) VALUES (:id, 'line', 1, 'line.reserved', current_user);
-UPDATE bare_stock SET reserved = reserved + 2 WHERE warehouse_id = 'W' AND sku = 'S' || :s2;
-INSERT INTO bare_movements (warehouse_id, sku, kind, reserved_delta, order_id, line_no, actor) VALUES ('W', 'S' || :s2, 'reserve', 2, :id, 2, current_user);
-UPDATE bare_lines SET qty_reserved = 2, warehouse_id = 'W' WHERE order_id = :id AND line_no = 2;
-INSERT INTO bare_events (order_id, entity, entity_id, event_type, actor) VALUES (:id, 'line', 2, 'line.reserved', current_user);
-UPDATE bare_orders SET status = 'confirmed' WHERE order_id = :id;
-INSERT INTO bare_events (order_id, entity, entity_id, event_type, from_status, to_status, actor) VALUES (:id, 'order', :id, 'order.confirmed', 'placed', 'confirmed', current_user);
-COMMIT;
-SQL
-
+# bare SQL (bench/placement_bare.sql), the same writes: order + 2 lines +
+# placed event; 2 stock updates + 2 movements, 2 reserved events + 1 credit
+# event, status update + confirmed event; bare fn: the same in one call
 cat >"$TMP/barefn.sql" <<'SQL'
 \set c random(1, 10000)
 \set s1 random(1, 1000)
@@ -136,7 +114,7 @@ for sync in ${SYNCS:-off on}; do
         : >"$TMP/om"; : >"$TMP/bare"; : >"$TMP/barefn"
         for r in $(seq "$RUNS"); do
             tps "$TMP/om.sql" "$c" "$sync" >>"$TMP/om"
-            tps "$TMP/bare.sql" "$c" "$sync" >>"$TMP/bare"
+            tps "$ROOT/bench/placement_bare.sql" "$c" "$sync" >>"$TMP/bare"
             tps "$TMP/barefn.sql" "$c" "$sync" >>"$TMP/barefn"
         done
         om=$(median <"$TMP/om"); bare=$(median <"$TMP/bare"); fn=$(median <"$TMP/barefn")

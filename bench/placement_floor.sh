@@ -2,7 +2,8 @@
 # How far below the one-call baseline of bench/placement.sh the declared
 # schema alone puts any implementation (issue 9's target is >= 0.5x of it).
 #
-# Three workloads, alternating run by run, 1 client by default:
+# Four workloads, alternating run by run, 1 client by default:
+# - bare SQL: placement.sh's client-side baseline (bench/placement_bare.sql);
 # - bare fn:  placement.sh's bare_place_confirm (plain tables, primary keys only);
 # - floor fn: the very same 15 writes into copies of order_mgmt's tables made
 #   with LIKE ... INCLUDING ALL (its CHECKs, defaults and indexes) plus its
@@ -96,17 +97,21 @@ spread() { sort -n | awk 'NR == 1 {min = $1} {max = $1} END {print min "-" max}'
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 
 echo "# placement floor, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, PostgreSQL $(psql -qXAt -d $DB -c 'SHOW server_version'), order_mgmt $(psql -qXAt -d $DB -c "SELECT extversion FROM pg_extension WHERE extname = 'order_mgmt'"), synchronous_commit=$SYNC, ${RUNS}x${SECS}s"
-printf "%7s %20s %20s %20s %10s %10s\n" clients "bare fn tps" "floor fn tps" "order_mgmt tps" "floor/fn" "om/fn"
+printf "%7s %20s %20s %20s %20s %9s %9s %9s %9s\n" clients "bare SQL tps" "bare fn tps" "floor fn tps" "order_mgmt tps" \
+    "floor/fn" "om/fn" "floor/SQL" "om/SQL"
 for c in $CLIENTS; do
-    : >"$TMP/fn"; : >"$TMP/floor"; : >"$TMP/om"
+    : >"$TMP/sql"; : >"$TMP/fn"; : >"$TMP/floor"; : >"$TMP/om"
     for r in $(seq "$RUNS"); do
+        tps "$ROOT/bench/placement_bare.sql" "$c" >>"$TMP/sql"
         tps "$TMP/bare_place_confirm.sql" "$c" >>"$TMP/fn"
         tps "$TMP/floor.place_confirm.sql" "$c" >>"$TMP/floor"
         tps "$TMP/om.sql" "$c" >>"$TMP/om"
     done
-    fn=$(median <"$TMP/fn"); fl=$(median <"$TMP/floor"); om=$(median <"$TMP/om")
-    printf "%7s %7s (%11s) %7s (%11s) %7s (%11s) %10s %10s\n" "$c" "$fn" "$(spread <"$TMP/fn")" \
-        "$fl" "$(spread <"$TMP/floor")" "$om" "$(spread <"$TMP/om")" "$(ratio "$fl" "$fn")" "$(ratio "$om" "$fn")"
+    sq=$(median <"$TMP/sql"); fn=$(median <"$TMP/fn"); fl=$(median <"$TMP/floor"); om=$(median <"$TMP/om")
+    printf "%7s %7s (%11s) %7s (%11s) %7s (%11s) %7s (%11s) %9s %9s %9s %9s\n" "$c" \
+        "$sq" "$(spread <"$TMP/sql")" "$fn" "$(spread <"$TMP/fn")" \
+        "$fl" "$(spread <"$TMP/floor")" "$om" "$(spread <"$TMP/om")" \
+        "$(ratio "$fl" "$fn")" "$(ratio "$om" "$fn")" "$(ratio "$fl" "$sq")" "$(ratio "$om" "$sq")"
 done
 echo "# floor rows: $(psql -qXAt -d $DB -c 'SELECT count(*) FROM floor.orders') orders, $(psql -qXAt -d $DB -c 'SELECT count(*) FROM floor.events') events"
 [ -s "$TMP/err" ] && sed 's/^/# pgbench: /' "$TMP/err" | tail -5
