@@ -10,6 +10,7 @@ OBJS = \
 	src/promise.o \
 	src/order_promise.o \
 	src/stock.o \
+	src/order_lock.o \
 	src/credit.o \
 	src/fulfilment.o \
 	src/stream.o \
@@ -36,7 +37,7 @@ REGRESS = lifecycle place_order set_status events placement promise fulfilment
 REGRESS_OPTS = --load-extension=order_mgmt
 
 # isolation specs live in test/isolation/{specs,expected}
-ISOLATION = notify cache_snapshot release_twice refund_race stream
+ISOLATION = notify cache_snapshot release_twice refund_race stream lock_once
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=order_mgmt
 
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

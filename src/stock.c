@@ -3,8 +3,9 @@
  *		Stock changes without long-held locks.
  *
  * LOCK ORDER (README "Concurrency"; every API function follows it):
- *   1. the order rows a call acts on (FOR UPDATE); other people's waiting
- *      orders only with SKIP LOCKED, never waited for;
+ *   1. the order rows a call acts on (lock_order, once per order and
+ *      transaction: order_lock.c); other people's waiting orders only
+ *      with SKIP LOCKED, never waited for;
  *   2. the customer's credit lock (credit.c), held to the end of the
  *      transaction, for any change of credit exposure;
  *   3. stock: never a lock held across calls.  A change of a stock row

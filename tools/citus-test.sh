@@ -648,6 +648,29 @@ check_up "... 0.11.0 everywhere, the data intact, order_overview and open_order_
         AND (SELECT count(*) FROM order_mgmt.order_overview WHERE jsonb_array_length(shipments) > 0) = 4
         AND (SELECT count(*) FROM order_mgmt.open_order_risk) = 0
         AND NOT EXISTS (SELECT 1 FROM pg_statistic_ext WHERE stxname = 'order_lines_open_stat')"
+# 0.12.0: one lock and one mark per order and transaction; the same
+# lifecycle in one transaction ends as it does call by call
+out=$(qu -c "ALTER EXTENSION order_mgmt UPDATE TO '0.12.0'" 2>&1) && ok=1 || ok=0
+result "ALTER EXTENSION order_mgmt UPDATE TO '0.12.0' on the same distributed install" "$ok" "$out"
+ok=1; out=""
+for one in "UP-5:--single-transaction" "UP-6:"; do
+    out+=$(psql -qXAt -v ON_ERROR_STOP=1 -h "$DIR" -p "$COORD" -U postgres -d "$UP" ${one#*:} \
+               -v ref="'${one%%:*}'" -v t1="$T1" -v t2="$T2" -f <(printf '%s\n' "$LIFECYCLE") 2>&1 >/dev/null) || ok=0
+done
+result "... an order taken from placement to a return in one transaction, another call by call" "$ok" "$out"
+check_up "... 0.12.0 everywhere, and both orders end alike: statuses, lines and the same events" \
+    "WITH o AS (SELECT external_ref AS ref, o.status, o.return_status, o.payment_status,
+                       (SELECT string_agg(concat_ws(':', l.qty_shipped, l.qty_delivered, l.qty_returned), ',' ORDER BY l.line_no)
+                          FROM order_mgmt.order_lines l WHERE l.order_id = o.order_id) AS lines,
+                       -- (the same events: event_id is not in order across Citus nodes)
+                       (SELECT string_agg(e.event_type, ',' ORDER BY e.event_type)
+                          FROM order_mgmt.events e WHERE e.order_id = o.order_id) AS events
+                  FROM order_mgmt.orders o WHERE external_ref IN ('UP-5', 'UP-6'))
+     SELECT (SELECT bool_and(success AND result = '0.12.0') AND count(*) = 2
+               FROM run_command_on_workers(\$\$SELECT extversion FROM pg_extension WHERE extname = 'order_mgmt'\$\$))
+        AND (SELECT count(*) FROM o) = 2
+        AND (SELECT count(DISTINCT (status, return_status, payment_status, lines, events)) FROM o) = 1
+        AND (SELECT events FROM o LIMIT 1) LIKE '%shipment.delivered%'"
 
 # --- retention ------------------------------------------------------------
 q "$COORD" -c "SELECT order_mgmt.hold_order($B, 'manual', 'after the drain')" >/dev/null

@@ -189,10 +189,11 @@ SELECT sl.order_id, sl.line_no, sum(sl.qty)::int AS qty
 /*
  * After a shipment step changed the lines of an order: move the order to
  * the status its lines imply (lines_status, C) along an edge of the graph,
- * as automation, and mark it changed (updated_at, as lock_order does).  An
- * order whose status has no edge to it (a custom status of the same class,
- * a closed order) stays where it is; the lifecycle trigger refuses any
- * move that disagrees with the lines.  Returns the order's status.
+ * as automation, and mark it changed (updated_at, as lock_order does, once
+ * per transaction).  An order whose status has no edge to it (a custom
+ * status of the same class, a closed order) stays where it is; the
+ * lifecycle trigger refuses any move that disagrees with the lines.
+ * Returns the order's status.
  */
 CREATE FUNCTION @extschema@.rollup_order(p_order bigint, p_reason text)
 RETURNS text
@@ -212,7 +213,10 @@ BEGIN
              ON t.entity = 'order' AND t.from_status = x.status AND t.to_status = v_implied
      WHERE x.order_id = p_order;
     IF v_implied IS NULL OR v_implied = v_status OR NOT v_edge THEN
-        UPDATE @extschema@.orders x SET updated_at = v_now WHERE x.order_id = p_order;
+        IF NOT @extschema@.order_locked_here(p_order) THEN
+            UPDATE @extschema@.orders x SET updated_at = v_now WHERE x.order_id = p_order;
+            PERFORM @extschema@.note_order_locked(p_order);
+        END IF;
         RETURN v_status;
     END IF;
     v_saved := current_setting('order_mgmt.reason', true);

@@ -172,6 +172,8 @@ BEGIN
 
     PERFORM @extschema@.emit_event(v_new, 'order', v_new, 'order.placed', NULL, 'placed', NULL,
                                    jsonb_build_object('channel', channel, 'external_ref', external_ref));
+    -- nobody else sees the new row before the commit: locked and marked
+    PERFORM @extschema@.note_order_locked(v_new);
     RETURN v_new;
 END;
 $$;
@@ -190,11 +192,20 @@ BEGIN
 END;
 $$;
 
+-- The order this transaction has locked and marked already (order_lock.c):
+-- lock_order needs no second UPDATE of it.
+CREATE FUNCTION @extschema@.order_locked_here(order_id bigint) RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'order_locked_here';
+CREATE FUNCTION @extschema@.note_order_locked(order_id bigint) RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'note_order_locked';
+
 /*
  * Lock an order row for the calling API function and return it; OM004 when
  * it does not exist.  The lock is an UPDATE of updated_at: every change to
  * an order or its lines goes through here, so a REPEATABLE READ caller
  * whose snapshot predates it fails with 40001 instead of reading stale lines.
+ * Lock and mark last to the end of the transaction: a later call on the
+ * same order in the same transaction only reads it (order_lock.c).
  * On Citus (citus_arm) the order's stock and credit effects are applied
  * before the transaction commits.
  */
@@ -210,9 +221,14 @@ BEGIN
         RAISE EXCEPTION 'order_id must not be null' USING ERRCODE = '22004';
     END IF;
     PERFORM @extschema@.citus_arm(p_order);     -- nothing on a single node
-    UPDATE @extschema@.orders x SET updated_at = v_now WHERE x.order_id = p_order
-    RETURNING * INTO o;
-    IF NOT FOUND THEN
+    IF @extschema@.order_locked_here(p_order) THEN
+        SELECT * INTO o FROM @extschema@.orders x WHERE x.order_id = p_order;
+    ELSE
+        UPDATE @extschema@.orders x SET updated_at = v_now WHERE x.order_id = p_order
+        RETURNING * INTO o;
+        PERFORM @extschema@.note_order_locked(o.order_id);
+    END IF;
+    IF o.order_id IS NULL THEN
         RAISE EXCEPTION 'order % does not exist', p_order USING ERRCODE = 'OM004';
     END IF;
     RETURN o;

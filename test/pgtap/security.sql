@@ -7,7 +7,7 @@
 -- search_path, and functions or operators a caller puts first on its
 -- search_path are never called by the API.
 BEGIN;
-SELECT plan(37);
+SELECT plan(38);
 
 CREATE ROLE sec_nobody NOLOGIN;
 CREATE ROLE sec_reader NOLOGIN IN ROLE order_mgmt_reader;
@@ -98,6 +98,8 @@ SELECT throws_ok('SELECT order_mgmt.emit_event(1, $$order$$, 1, $$order.forged$$
                  'operator: cannot forge events');
 SELECT throws_ok('SELECT order_mgmt.credit_add($$SEC$$, -1000)', '42501', NULL,
                  'operator: cannot call internal helpers');
+SELECT throws_ok('SELECT order_mgmt.note_order_locked(1)', '42501', NULL,
+                 'operator: cannot declare an order locked without locking it (0.12.0)');
 SELECT lives_ok($$SELECT count(*) FROM order_mgmt.fetch_events('sec-op')$$, 'operator: fetches events');
 SELECT throws_ok($$SELECT order_mgmt.purge_events('0')$$, '42501', NULL, 'operator: cannot purge events');
 SELECT throws_ok($$SELECT order_mgmt.drop_consumer('sec-op')$$, '42501', NULL,
