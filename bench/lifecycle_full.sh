@@ -78,24 +78,6 @@ INSERT INTO bare_stock SELECT 'W', 'S' || g, 1000000000, 0 FROM generate_series(
 VACUUM ANALYZE;
 SQL
 
-cat >"$TMP/om.sql" <<'SQL'
-\set c random(1, 10000)
-\set s1 random(1, 1000)
-\set s2 random(1, 1000)
-BEGIN;
-SELECT order_mgmt.place_order('C' || :c, ('[{"sku": "S' || :s1 || '", "qty": 1}, {"sku": "S' || :s2 || '", "qty": 2}]')::jsonb, '{"country": "DE", "postal_code": "10115"}'::jsonb) AS id \gset
-SELECT order_mgmt.confirm_order(:id);
-SELECT order_mgmt.release_to_warehouse(:id);
-SELECT shipment_id AS sh FROM order_mgmt.shipments WHERE order_id = :id \gset
-SELECT order_mgmt.start_picking(:sh);
-SELECT order_mgmt.pack_shipment(:sh, 1200, 400, 300, 200);
-SELECT order_mgmt.label_shipment(:sh, 'DHL', 'STD', 'T' || :id);
-SELECT order_mgmt.dispatch_shipment(:sh);
-SELECT order_mgmt.record_tracking_event('T' || :id, :id || '-1', 'in_transit', now());
-SELECT order_mgmt.record_tracking_event('T' || :id, :id || '-2', 'out_for_delivery', now());
-SELECT order_mgmt.record_tracking_event('T' || :id, :id || '-3', 'delivered', now());
-COMMIT;
-SQL
 
 # the same writes with no checks, statement by statement from the client
 cat >"$TMP/bare.sql" <<'SQL'
@@ -213,7 +195,7 @@ spread() { sort -n | awk 'NR == 1 {min = $1} {max = $1} END {print min "-" max}'
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 
 # one warm-up run of each
-for w in om bare barefn omfn; do SECS=3 tps "$TMP/$w.sql" 1 off >/dev/null; done
+for w in "$ROOT/bench/lifecycle_om.sql" "$TMP/bare.sql" "$TMP/barefn.sql" "$TMP/omfn.sql"; do SECS=3 tps "$w" 1 off >/dev/null; done
 
 # floor fn: bare fn's statements into copies of order_mgmt's tables (LIKE
 # ... INCLUDING ALL: its CHECKs, defaults and indexes, plus its foreign keys)
@@ -272,7 +254,7 @@ for sync in ${SYNCS:-off on}; do
     for c in $CLIENTS; do
         : >"$TMP/om"; : >"$TMP/bare"; : >"$TMP/barefn"; : >"$TMP/omfn"; : >"$TMP/floorfn"
         for r in $(seq "$RUNS"); do
-            tps "$TMP/om.sql" "$c" "$sync" >>"$TMP/om"
+            tps "$ROOT/bench/lifecycle_om.sql" "$c" "$sync" >>"$TMP/om"
             tps "$TMP/bare.sql" "$c" "$sync" >>"$TMP/bare"
             tps "$TMP/barefn.sql" "$c" "$sync" >>"$TMP/barefn"
             tps "$TMP/omfn.sql" "$c" "$sync" >>"$TMP/omfn"
@@ -290,7 +272,7 @@ done
 # where the time goes: per-call latency of one client, synchronous_commit off
 echo "# per call, 1 client, sync off (pgbench -r, ms):"
 PGOPTIONS="-c synchronous_commit=off -c order_mgmt.notify_mode=$NOTIFY" \
-    pgbench -n -M prepared -c 1 -T "$SECS" -r -f "$TMP/om.sql" $DB 2>/dev/null \
+    pgbench -n -M prepared -c 1 -T "$SECS" -r -f "$ROOT/bench/lifecycle_om.sql" $DB 2>/dev/null \
     | sed -n '/statement latencies/,$p' | grep -vE '\\set|statement latencies' \
     | awk '{printf "#   %6.3f  %s\n", $1, substr($0, index($0, $3), 70)}'
 echo "# orders run through the lifecycle: $(psql -qXAt -d $DB -c 'SELECT count(*) FROM order_mgmt.orders'), all delivered: $(psql -qXAt -d $DB -c "SELECT bool_and(status = 'delivered') FROM order_mgmt.orders")"

@@ -73,15 +73,6 @@ END $$;
 VACUUM ANALYZE;
 SQL
 
-cat >"$TMP/om.sql" <<'SQL'
-\set c random(1, 10000)
-\set s1 random(1, 1000)
-\set s2 random(1, 1000)
-BEGIN;
-SELECT order_mgmt.place_order('C' || :c, ('[{"sku": "S' || :s1 || '", "qty": 1}, {"sku": "S' || :s2 || '", "qty": 2}]')::jsonb, '{"country": "DE", "postal_code": "10115"}'::jsonb) AS id \gset
-SELECT order_mgmt.confirm_order(:id);
-COMMIT;
-SQL
 # bare SQL (bench/placement_bare.sql), the same writes: order + 2 lines +
 # placed event; 2 stock updates + 2 movements, 2 reserved events + 1 credit
 # event, status update + confirmed event; bare fn: the same in one call
@@ -113,7 +104,7 @@ for sync in ${SYNCS:-off on}; do
     for c in $CLIENTS; do
         : >"$TMP/om"; : >"$TMP/bare"; : >"$TMP/barefn"
         for r in $(seq "$RUNS"); do
-            tps "$TMP/om.sql" "$c" "$sync" >>"$TMP/om"
+            tps "$ROOT/bench/placement_om.sql" "$c" "$sync" >>"$TMP/om"
             tps "$ROOT/bench/placement_bare.sql" "$c" "$sync" >>"$TMP/bare"
             tps "$TMP/barefn.sql" "$c" "$sync" >>"$TMP/barefn"
         done
