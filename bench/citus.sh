@@ -85,22 +85,13 @@ for w in $WORKLOADS; do
     psql -qX -v ON_ERROR_STOP=1 $(conn $w) -d "$d" <<<"$SETUP" >/dev/null
 done
 
-cat >"$TMP/om.sql" <<'SQL'
-\set c random(1, 10000)
-\set s1 random(1, 1000)
-\set s2 random(1, 1000)
-BEGIN;
-SELECT order_mgmt.place_order('C' || :c, ('[{"sku": "S' || :s1 || '", "qty": 1}, {"sku": "S' || :s2 || '", "qty": 2}]')::jsonb, '{"country": "DE", "postal_code": "10115"}'::jsonb) AS id \gset
-SELECT order_mgmt.confirm_order(:id);
-COMMIT;
-SQL
 # tps WORKLOAD CLIENTS -> the tps of one run (notify_mode off: the same
 # work on all three; on Citus the writer never notifies)
 tps() {
     local d=$DB
     [ "$1" != citus ] || d=om_citus
     PGOPTIONS="-c synchronous_commit=on -c order_mgmt.notify_mode=off" \
-        pgbench -n -M prepared $(conn "$1") -c "$2" -j "$2" -T "$SECS" -f "$TMP/om.sql" "$d" 2>"$TMP/err" \
+        pgbench -n -M prepared $(conn "$1") -c "$2" -j "$2" -T "$SECS" -f "$ROOT/bench/placement_om.sql" "$d" 2>"$TMP/err" \
         | awk '/^tps = / {printf "%.0f\n", $3}'
 }
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
