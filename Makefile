@@ -16,7 +16,9 @@ OBJS = \
 	src/stream.o \
 	src/relay.o \
 	src/citus.o \
-	src/bi.o
+	src/bi.o \
+	src/case_path.o \
+	src/process_dfg.o
 
 EXTENSION = order_mgmt
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'.*/\1/p" order_mgmt.control)

@@ -111,14 +111,25 @@ SystemActor(text *actor, ArrayType *patterns)
 	return unknown;
 }
 
-static MemoryContext
-AggMemory(FunctionCallInfo fcinfo, const char *fn)
+/* The memory of an aggregate's state; fn was not called as an aggregate: error. */
+MemoryContext
+OmAggMemory(FunctionCallInfo fcinfo, const char *fn)
 {
 	MemoryContext cxt;
 
 	if (!AggCheckCallContext(fcinfo, &cxt))
 		elog(ERROR, "%s called in non-aggregate context", fn);
 	return cxt;
+}
+
+/* Read a bytea with pq_getmsg*, which check every read against its length. */
+void
+OmBytesReader(StringInfo buf, bytea *b)
+{
+	buf->data = VARDATA_ANY(b);
+	buf->len = VARSIZE_ANY_EXHDR(b);
+	buf->maxlen = buf->len;
+	buf->cursor = 0;
 }
 
 /*
@@ -129,7 +140,7 @@ PG_FUNCTION_INFO_V1(event_facts_step);
 Datum
 event_facts_step(PG_FUNCTION_ARGS)
 {
-	MemoryContext cxt = AggMemory(fcinfo, "event_facts_step");
+	MemoryContext cxt = OmAggMemory(fcinfo, "event_facts_step");
 	EventFacts *f = PG_ARGISNULL(0) ? NewFacts(cxt) : (EventFacts *) PG_GETARG_POINTER(0);
 	char	   *entity;
 	char	   *to;
@@ -183,7 +194,7 @@ PG_FUNCTION_INFO_V1(event_facts_combine);
 Datum
 event_facts_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext cxt = AggMemory(fcinfo, "event_facts_combine");
+	MemoryContext cxt = OmAggMemory(fcinfo, "event_facts_combine");
 	EventFacts *a;
 	EventFacts *b;
 
@@ -211,7 +222,7 @@ event_facts_serialize(PG_FUNCTION_ARGS)
 	EventFacts *f;
 	StringInfoData buf;
 
-	(void) AggMemory(fcinfo, "event_facts_serialize");
+	(void) OmAggMemory(fcinfo, "event_facts_serialize");
 	f = (EventFacts *) PG_GETARG_POINTER(0);
 	pq_begintypsend(&buf);
 	pq_sendint64(&buf, f->events);
@@ -231,16 +242,13 @@ PG_FUNCTION_INFO_V1(event_facts_deserialize);
 Datum
 event_facts_deserialize(PG_FUNCTION_ARGS)
 {
-	MemoryContext cxt = AggMemory(fcinfo, "event_facts_deserialize");
+	MemoryContext cxt = OmAggMemory(fcinfo, "event_facts_deserialize");
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	StringInfoData buf;
 	EventFacts *f = NewFacts(cxt);
 	int32		n;
 
-	buf.data = VARDATA_ANY(b);
-	buf.len = VARSIZE_ANY_EXHDR(b);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
+	OmBytesReader(&buf, b);
 	f->events = pq_getmsgint64(&buf);
 	f->manual = pq_getmsgint64(&buf);
 	f->steps = pq_getmsgint64(&buf);
@@ -275,7 +283,7 @@ event_facts_final(PG_FUNCTION_ARGS)
 	bool		nulls[5] = {false, false, false, false, false};
 	int64		distinct = 0;
 
-	(void) AggMemory(fcinfo, "event_facts_final");
+	(void) OmAggMemory(fcinfo, "event_facts_final");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	f = (EventFacts *) PG_GETARG_POINTER(0);

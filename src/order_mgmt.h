@@ -152,6 +152,10 @@ extern void OmCitusApplyArmedEffects(void);
 extern const char *OmStatusClass(const char *entity, const char *status);
 extern void OmCheckNothingDispatched(int64 order_id);
 
+/* bi.c: helpers of the BI aggregates (bi.c, case_path.c, process_dfg.c) */
+extern MemoryContext OmAggMemory(FunctionCallInfo fcinfo, const char *fn);
+extern void OmBytesReader(StringInfo buf, bytea *b);
+
 /* fulfilment.c: an order's shipping status agrees with its lines (0.5.0) */
 extern void OmCheckLinesAgree(int64 order_id, const char *to);
 

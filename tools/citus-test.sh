@@ -569,7 +569,7 @@ digest() {   # digest PSQL-FUNCTION EXPRESSION: row count and md5 of the rows, o
 }
 qc() { q "$COORD" "$@"; }
 for v in order_overview order_facts kpi_daily process_variants process_dfg open_order_risk \
-         orders_at_risk event_log process_steps order_zones inventory_availability bi_config \
+         orders_at_risk event_log process_steps process_traces order_zones inventory_availability bi_config \
          "process_dfg(NULL, NULL)" "process_dfg(now() - interval '5 days', now())" "process_map_dot()" \
          "process_map_dot('2025-10-01', '2025-11-01')" "export_xes()" \
          "export_xes(now() - interval '5 days', now())"; do
@@ -671,6 +671,17 @@ check_up "... 0.12.0 everywhere, and both orders end alike: statuses, lines and 
         AND (SELECT count(*) FROM o) = 2
         AND (SELECT count(DISTINCT (status, return_status, payment_status, lines, events)) FROM o) = 1
         AND (SELECT events FROM o LIMIT 1) LIKE '%shipment.delivered%'"
+# 0.13.0: the process views read each case's steps by its key (case_path,
+# case_trace and dfg_bins, new aggregates each worker creates in its update)
+out=$(qu -c "ALTER EXTENSION order_mgmt UPDATE TO '0.13.0'" 2>&1) && ok=1 || ok=0
+result "ALTER EXTENSION order_mgmt UPDATE TO '0.13.0' on the same distributed install" "$ok" "$out"
+check_up "... 0.13.0 everywhere, the variants and the graph of its 6 orders answer through the coordinator" \
+    "SELECT (SELECT bool_and(success AND result = '0.13.0') AND count(*) = 2
+               FROM run_command_on_workers(\$\$SELECT extversion FROM pg_extension WHERE extname = 'order_mgmt'\$\$))
+        AND (SELECT sum(cases) FROM order_mgmt.process_variants) = 6
+        AND (SELECT sum(frequency) FROM order_mgmt.process_dfg WHERE activity IS NULL) = 6
+        AND (SELECT count(*) FROM order_mgmt.process_traces) = 6
+        AND order_mgmt.process_map_dot() LIKE '%6 cases%'"
 
 # --- retention ------------------------------------------------------------
 q "$COORD" -c "SELECT order_mgmt.hold_order($B, 'manual', 'after the drain')" >/dev/null

@@ -374,6 +374,15 @@ SELECT f.placed_day AS day,
 -- Variants, the directly-follows graph and the process map are built
 -- from it.
 ------------------------------------------------------------------------
+-- (0.13.0) Is an event of the log a process step: the one home of
+-- process_steps' filter, which process_variants also reads the log with.
+CREATE FUNCTION @extschema@.is_process_step(entity text, to_status text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT entity <> 'line' AND NOT (entity = 'shipment' AND to_status IS NULL)
+$$;
+
 CREATE VIEW @extschema@.process_steps AS
 SELECT e.order_id AS case_id,
        o.placed_at AS case_placed_at,
@@ -385,8 +394,69 @@ SELECT e.order_id AS case_id,
        e.occurred_at - lag(e.occurred_at) OVER w AS since_prev
   FROM @extschema@.events e
   JOIN @extschema@.orders o ON o.order_id = e.order_id
- WHERE e.entity <> 'line' AND NOT (e.entity = 'shipment' AND e.to_status IS NULL)
+ WHERE @extschema@.is_process_step(e.entity, e.to_status)
 WINDOW w AS (PARTITION BY e.order_id ORDER BY e.occurred_at, e.seq);
+
+-- (0.13.0) The directly-follows graph's histogram in two aggregates (C,
+-- src/process_dfg.c): case_trace puts one case's steps in process_steps'
+-- order (occurred_at, then seq) into a trace, read by the case's key;
+-- dfg_bins sums the traces of all cases into one row per (activity, next
+-- activity, bin) with its count and seconds, the bins below.  No window
+-- over the log, and no grouping of every step.
+CREATE TYPE @extschema@.dfg_bin AS (
+    activity      text,
+    next_activity text,
+    bin           double precision,
+    n             bigint,
+    secs          double precision
+);
+
+CREATE FUNCTION @extschema@.case_trace_step(internal, activity text, occurred_at timestamptz,
+                                            seq bigint)
+RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'case_trace_step';
+CREATE FUNCTION @extschema@.case_trace_combine(internal, internal) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'case_trace_combine';
+CREATE FUNCTION @extschema@.case_trace_serialize(internal) RETURNS bytea
+    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'case_trace_serialize';
+CREATE FUNCTION @extschema@.case_trace_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'case_trace_deserialize';
+CREATE FUNCTION @extschema@.case_trace_final(internal) RETURNS bytea
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'case_trace_final';
+
+CREATE AGGREGATE @extschema@.case_trace(activity text, occurred_at timestamptz, seq bigint) (
+    SFUNC = @extschema@.case_trace_step,
+    STYPE = internal,
+    FINALFUNC = @extschema@.case_trace_final,
+    COMBINEFUNC = @extschema@.case_trace_combine,
+    SERIALFUNC = @extschema@.case_trace_serialize,
+    DESERIALFUNC = @extschema@.case_trace_deserialize,
+    PARALLEL = SAFE
+);
+
+CREATE FUNCTION @extschema@.dfg_bins_step(internal, trace bytea) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'dfg_bins_step';
+CREATE FUNCTION @extschema@.dfg_bins_final(internal) RETURNS @extschema@.dfg_bin[]
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'dfg_bins_final';
+
+CREATE AGGREGATE @extschema@.dfg_bins(trace bytea) (
+    SFUNC = @extschema@.dfg_bins_step,
+    STYPE = internal,
+    FINALFUNC = @extschema@.dfg_bins_final,
+    PARALLEL = SAFE
+);
+
+-- Each case's trace (case_trace), for process_dfg: the steps of an order
+-- that exists, read by its key (grouped by it: Citus runs it on the
+-- order's shard).  A trace is bytes only dfg_bins reads.
+CREATE VIEW @extschema@.process_traces AS
+SELECT o.order_id AS case_id, o.placed_at AS case_placed_at, t.trace
+  FROM @extschema@.orders o
+ CROSS JOIN LATERAL (SELECT @extschema@.case_trace(e.event_type, e.occurred_at, e.seq) AS trace
+                       FROM @extschema@.events e
+                      WHERE e.order_id = o.order_id
+                        AND @extschema@.is_process_step(e.entity, e.to_status)
+                      GROUP BY e.order_id) t;
 
 -- The directly-follows graph of the cases placed in [since, until) (null:
 -- unbounded): one row per pair of activities that follow each other in a
@@ -394,20 +464,17 @@ WINDOW w AS (PARTITION BY e.order_id ORDER BY e.occurred_at, e.seq);
 -- starts with next_activity, next_activity null = the case ends with
 -- activity.  Every occurrence of an activity has one incoming and one
 -- outgoing edge, so the ends are the occurrences minus the outgoing pairs.
--- p90_hours comes from a histogram of 1 % wide logarithmic bins: within
--- 0.5 % of the exact 90th percentile (exact would sort every step).
--- The view is the one home of these rules; process_dfg(since, until) runs
--- the same query on the steps of the cases placed in the period.
--- (On Citus the histogram per pair of activities is summed on the shards,
--- the windows and percentiles over it run on the coordinator, bins being
--- a materialized CTE.)
+-- p90_hours comes from a histogram of 1 % wide logarithmic bins (dfg_bins,
+-- above): within 0.5 % of the exact 90th percentile (exact would sort
+-- every step).  The view is the one home of these rules; process_dfg(since,
+-- until) runs the same query on the cases placed in the period.
+-- (On Citus each case's trace is made on its shard, dfg_bins sums them on
+-- the coordinator, bins being a materialized CTE.)
 CREATE VIEW @extschema@.process_dfg AS
 WITH bins AS MATERIALIZED (
-    SELECT s.prev_activity AS activity, s.activity AS next_activity,
-           floor(ln(1 + date_part('epoch', s.since_prev)) / ln(1.01)) AS bin,
-           count(*) AS n, sum(date_part('epoch', s.since_prev)) AS secs
-      FROM @extschema@.process_steps s
-     GROUP BY 1, 2, 3),
+    SELECT b.activity, b.next_activity, b.bin, b.n, b.secs
+      FROM unnest((SELECT @extschema@.dfg_bins(t.trace)
+                     FROM @extschema@.process_traces t)) b),
 pairs AS (
     SELECT b.activity, b.next_activity, sum(b.n)::bigint AS frequency,
            round((sum(b.secs) / 3600 / sum(b.n))::numeric, 2) AS mean_hours,
@@ -441,13 +508,12 @@ AS $$
 BEGIN
     RETURN QUERY
     WITH bins AS MATERIALIZED (
-        SELECT s.prev_activity AS activity, s.activity AS next_activity,
-               floor(ln(1 + date_part('epoch', s.since_prev)) / ln(1.01)) AS bin,
-               count(*) AS n, sum(date_part('epoch', s.since_prev)) AS secs
-          FROM @extschema@.process_steps s
-         WHERE (process_dfg.since IS NULL OR s.case_placed_at >= process_dfg.since)
-           AND (process_dfg.until IS NULL OR s.case_placed_at < process_dfg.until)
-         GROUP BY 1, 2, 3),
+        SELECT b.activity, b.next_activity, b.bin, b.n, b.secs
+          FROM unnest((SELECT @extschema@.dfg_bins(t.trace)
+                         FROM @extschema@.process_traces t
+                        WHERE (process_dfg.since IS NULL OR t.case_placed_at >= process_dfg.since)
+                          AND (process_dfg.until IS NULL OR t.case_placed_at < process_dfg.until)))
+               b),
     pairs AS (
         SELECT b.activity, b.next_activity, sum(b.n)::bigint AS frequency,
                round((sum(b.secs) / 3600 / sum(b.n))::numeric, 2) AS mean_hours,
@@ -470,23 +536,60 @@ BEGIN
 END;
 $$;
 
+-- (0.13.0) The path of one case: its number of steps, an order-sensitive
+-- 64-bit key of its sequence of activities and its throughput time in
+-- hours, from its steps in any order (src/case_path.c puts them in
+-- process_steps' order, occurred_at then seq).  No window over the log,
+-- so it aggregates in parallel and Citus runs it on the shards.
+CREATE TYPE @extschema@.case_path AS (
+    steps       bigint,
+    variant_key bigint,
+    hours       double precision
+);
+
+CREATE FUNCTION @extschema@.case_path_step(internal, activity text, occurred_at timestamptz,
+                                           seq bigint)
+RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'case_path_step';
+CREATE FUNCTION @extschema@.case_path_combine(internal, internal) RETURNS internal
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'case_path_combine';
+CREATE FUNCTION @extschema@.case_path_serialize(internal) RETURNS bytea
+    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'case_path_serialize';
+CREATE FUNCTION @extschema@.case_path_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'case_path_deserialize';
+CREATE FUNCTION @extschema@.case_path_final(internal) RETURNS @extschema@.case_path
+    LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'case_path_final';
+
+CREATE AGGREGATE @extschema@.case_path(activity text, occurred_at timestamptz, seq bigint) (
+    SFUNC = @extschema@.case_path_step,
+    STYPE = internal,
+    FINALFUNC = @extschema@.case_path_final,
+    COMBINEFUNC = @extschema@.case_path_combine,
+    SERIALFUNC = @extschema@.case_path_serialize,
+    DESERIALFUNC = @extschema@.case_path_deserialize,
+    PARALLEL = SAFE
+);
+
 -- Variants: the distinct sequences of process steps, with the cases that
 -- follow each, their share of all cases and their throughput time (first
 -- to last step).  Cases are grouped by their number of steps and an
--- order-sensitive 64-bit key (the xor of a hash of each activity seeded
--- with its position), so they group by hashing, not by comparing long
--- texts; the sequence is spelled out once per variant, from its first case.
+-- order-sensitive 64-bit key (case_path), so they group by hashing, not by
+-- comparing long texts; the sequence is spelled out once per variant, from
+-- its first case.  The cases are those of process_steps: the steps of
+-- orders that exist (case_path reads the log with process_steps' filter).
 CREATE VIEW @extschema@.process_variants AS
 -- (cases and variants as materialized CTEs: on Citus the steps of each
 -- case are read on the shards, the variants are grouped and ranked on the
 -- coordinator, and the sequence of each variant's first case is read from
 -- its shard, grouped by that case)
 WITH cases AS MATERIALIZED (
-    SELECT s.case_id, count(*) AS steps,
-           bit_xor(hashtextextended(s.activity, s.step)) AS variant_key,
-           date_part('epoch', max(s.ts) - min(s.ts)) / 3600 AS hours
-      FROM @extschema@.process_steps s
-     GROUP BY s.case_id),
+    SELECT o.order_id AS case_id, (p.path).steps, (p.path).variant_key, (p.path).hours
+      FROM @extschema@.orders o
+     CROSS JOIN LATERAL (SELECT @extschema@.case_path(e.event_type, e.occurred_at, e.seq) AS path
+                           FROM @extschema@.events e
+                          WHERE e.order_id = o.order_id
+                            AND @extschema@.is_process_step(e.entity, e.to_status)
+                          GROUP BY e.order_id) p),
 variants AS MATERIALIZED (
     SELECT c.steps, count(*) AS cases, avg(c.hours) AS mean_hours,
            percentile_cont(0.9) WITHIN GROUP (ORDER BY c.hours) AS p90_hours,

@@ -165,3 +165,13 @@ TO order_mgmt_reader, order_mgmt_operator;
 GRANT EXECUTE ON FUNCTION
     @extschema@.event_facts(text, bigint, text, text, timestamptz, boolean, text, text[])
 TO order_mgmt_reader, order_mgmt_operator;
+-- (0.13.0) process_steps' filter and the aggregates process_variants and
+-- process_dfg read the log with
+GRANT EXECUTE ON FUNCTION
+    @extschema@.is_process_step(text, text),
+    @extschema@.case_path(text, timestamptz, bigint),
+    @extschema@.case_trace(text, timestamptz, bigint),
+    @extschema@.dfg_bins(bytea)
+TO order_mgmt_reader, order_mgmt_operator;
+-- (0.13.0) process_dfg(since, until) reads the traces as the reader
+GRANT SELECT ON @extschema@.process_traces TO order_mgmt_reader;

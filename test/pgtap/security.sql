@@ -45,6 +45,7 @@ SELECT throws_ok('SELECT count(*) FROM order_mgmt.consumers', '42501', NULL, 're
 SELECT lives_ok($$SELECT (SELECT count(*) FROM order_mgmt.event_log) + (SELECT count(*) FROM order_mgmt.order_facts)
                        + (SELECT count(*) FROM order_mgmt.kpi_daily) + (SELECT count(*) FROM order_mgmt.process_steps)
                        + (SELECT count(*) FROM order_mgmt.process_variants) + (SELECT count(*) FROM order_mgmt.process_dfg)
+                       + (SELECT count(*) FROM order_mgmt.process_traces)
                        + (SELECT count(*) FROM order_mgmt.open_order_risk)
                        + (SELECT count(*) FROM order_mgmt.inventory_availability)
                        + (SELECT count(*) FROM order_mgmt.order_zones) + (SELECT count(*) FROM order_mgmt.bi_config),
@@ -70,6 +71,10 @@ SELECT set_eq(
           'order_mgmt.own_estimate_due(text,bigint,bigint)',
           'order_mgmt.current_window_bound(date,date,boolean)',
           'order_mgmt.event_facts(text,bigint,text,text,timestamp with time zone,boolean,text,text[])',
+          'order_mgmt.is_process_step(text,text)',
+          'order_mgmt.case_path(text,timestamp with time zone,bigint)',
+          'order_mgmt.case_trace(text,timestamp with time zone,bigint)',
+          'order_mgmt.dfg_bins(bytea)',
           'order_mgmt.process_dfg(timestamp with time zone,timestamp with time zone)',
           'order_mgmt.process_map_dot(timestamp with time zone,timestamp with time zone)',
           'order_mgmt.export_xes(timestamp with time zone,timestamp with time zone)',
