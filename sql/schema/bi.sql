@@ -375,7 +375,8 @@ SELECT f.placed_day AS day,
 -- from it.
 ------------------------------------------------------------------------
 -- (0.13.0) Is an event of the log a process step: the one home of
--- process_steps' filter, which process_variants also reads the log with.
+-- process_steps' filter, which process_variants and process_traces also
+-- read the log with.
 CREATE FUNCTION @extschema@.is_process_step(entity text, to_status text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -539,8 +540,9 @@ $$;
 -- (0.13.0) The path of one case: its number of steps, an order-sensitive
 -- 64-bit key of its sequence of activities and its throughput time in
 -- hours, from its steps in any order (src/case_path.c puts them in
--- process_steps' order, occurred_at then seq).  No window over the log,
--- so it aggregates in parallel and Citus runs it on the shards.
+-- process_steps' order, occurred_at then seq).  No window over the log:
+-- process_variants reads each case's steps by its key (Citus on the
+-- order's shard); the states also combine (parallel aggregation).
 CREATE TYPE @extschema@.case_path AS (
     steps       bigint,
     variant_key bigint,
